@@ -1,0 +1,3 @@
+from airlake.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,101 @@
+"""The ``airlake`` command.
+
+Each subcommand's flags are defined by the module that does the work (``add_arguments``) and run by its
+``main(args, settings)``; this module only wires them and imports them lazily so that ``airlake --help``
+stays fast and a missing optional dependency only breaks the command that needs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from airlake import __version__
+from airlake.config import ConfigError, load_settings
+
+# (group, command) -> (module, help). A group of None is a top-level command.
+COMMANDS: dict[tuple[str | None, str], tuple[str, str]] = {
+    ("firehose", "serve"): ("sources.firehose", "serve recorded recentchange events over SSE like EventStreams"),
+    ("firehose", "orders"): ("sources.orders", "serve generated order lifecycle events over SSE"),
+    (None, "ingest"): ("pipelines.speed", "run the speed pipeline: firehoses into Iceberg, exactly once"),
+    ("lake", "stats"): ("lake.stats", "print per-table statistics"),
+    ("lake", "init"): ("lake.tables", "create the namespaces and tables"),
+    (None, "demo"): ("airlake.demo", "run the end-to-end demo on the configured profile"),
+}
+
+GLOBAL_OPTIONS_WITH_VALUE = ("--config", "--profile", "--state-dir")
+
+GROUP_HELP = {
+    "firehose": "local SSE firehoses",
+    "lake": "the Iceberg tables",
+}
+
+
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """Builds the parser; only the module of the command named in ``argv`` is imported for its flags."""
+    words: list[str] = []
+    skip = False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word in GLOBAL_OPTIONS_WITH_VALUE:
+            skip = True
+        elif not word.startswith("-"):
+            words.append(word)
+    parser = argparse.ArgumentParser(prog="airlake", description="airlake, the lakehouse of Here Comes The Airplane")
+    parser.add_argument("--version", action="version", version=f"airlake {__version__}")
+    parser.add_argument("--config", help="TOML settings file (default: ./airlake.toml or $AIRLAKE_CONFIG)")
+    parser.add_argument("--profile", help="profile to use (embedded, local, compose)")
+    parser.add_argument("--state-dir", help="where runtime state lives (default: .airlake)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    top = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    groups: dict[str, argparse._SubParsersAction] = {}
+    for (group, name), (module, help_text) in COMMANDS.items():
+        if group is None:
+            sub = top.add_parser(name, help=help_text, description=help_text)
+        else:
+            if group not in groups:
+                gp = top.add_parser(group, help=GROUP_HELP[group])
+                groups[group] = gp.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
+            sub = groups[group].add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(_module=module)
+        if words[:2] == [group, name] or (group is None and words[:1] == [name]):
+            _lazy_arguments(sub, module)
+    return parser
+
+
+def _lazy_arguments(parser: argparse.ArgumentParser, module: str) -> None:
+    mod = importlib.import_module(module)
+    add = getattr(mod, "add_arguments", None)
+    if add is not None:
+        add(parser)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        settings = load_settings(
+            {"profile": args.profile, "state_dir": args.state_dir},
+            config_file=args.config,
+        )
+        module = importlib.import_module(args._module)
+        return int(module.main(args, settings) or 0)
+    except ConfigError as exc:
+        print(f"airlake: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

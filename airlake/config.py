@@ -1,0 +1,259 @@
+"""One place where airlake's configuration resolves.
+
+Every setting has a key path such as ``sources.recentchange.url``. A value is taken, first found wins, from:
+
+1. an explicit override passed by the caller (command-line flags end up here);
+2. the environment, as the key path upper-cased with ``__`` between parts and the ``AIRLAKE__`` prefix
+   (``AIRLAKE__SOURCES__RECENTCHANGE__URL``), the convention dlt uses for its config and secrets;
+3. a ``.env`` file in the working directory (same names, for secrets that must not be committed);
+4. the TOML settings file (``airlake.toml`` in the working directory, or the file named by ``AIRLAKE_CONFIG``);
+5. the defaults in :data:`DEFAULTS`.
+
+Values inside a profile's catalog properties may use ``{state_dir}``, replaced by the resolved state directory.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "AIRLAKE__"
+CONFIG_FILE_ENV = "AIRLAKE_CONFIG"
+DEFAULT_CONFIG_FILE = "airlake.toml"
+DOTENV_FILE = ".env"
+
+CATALOG_NAME = "airlake"
+"""The pyiceberg catalog name; Trino's ``iceberg.jdbc-catalog.catalog-name`` must equal it."""
+
+WIKIMEDIA_URL = "https://stream.wikimedia.org/v2/stream/recentchange"
+USER_AGENT = "airlake/0.1 (Here Comes The Airplane data platform; data-platform@herecomestheairplane.example)"
+
+DEFAULTS: dict[str, Any] = {
+    "profile": "embedded",
+    "state_dir": ".airlake",
+    "sources": {
+        "recentchange": {
+            "url": WIKIMEDIA_URL,
+            "user_agent": USER_AGENT,
+            "read_timeout": 60.0,
+            "connect_timeout": 10.0,
+            "backoff_initial": 0.5,
+            "backoff_max": 30.0,
+        },
+        "orders": {
+            "url": "http://127.0.0.1:8091/v2/stream/orders",
+            "user_agent": USER_AGENT,
+            "read_timeout": 60.0,
+            "connect_timeout": 10.0,
+            "backoff_initial": 0.5,
+            "backoff_max": 30.0,
+        },
+    },
+    "firehose": {
+        "host": "127.0.0.1",
+        "recentchange_port": 8090,
+        "orders_port": 8091,
+        "source": "",  # empty: the recordings in ../shared/data/wikimedia/
+        "orders_per_edit": 0.5,
+        "seed": 42,
+    },
+    "markets": {
+        "default": "springfield",
+        "wikis": {
+            "enwiki": "new-york",
+            "wikidatawiki": "london",
+            "commonswiki": "london",
+            "dewiki": "berlin",
+            "frwiki": "paris",
+            "eswiki": "madrid",
+            "itwiki": "rome",
+            "jawiki": "tokyo",
+            "ptwiki": "sao-paulo",
+        },
+    },
+    "pipeline": {
+        "commit_interval": 2.0,
+        "max_batch_events": 50_000,
+        "dedupe_cache_size": 2_000_000,
+        "dedupe_warm_snapshots": 50,
+        "allowed_lateness_minutes": 60,
+        "expire_snapshots_every": 50,
+        "keep_snapshots": 20,
+    },
+    "profiles": {
+        "embedded": {
+            "catalog": {
+                "type": "sql",
+                "uri": "sqlite:///{state_dir}/catalog.db",
+                "warehouse": "file://{state_dir}/warehouse",
+            },
+        },
+    },
+}
+
+
+class ConfigError(ValueError):
+    """A setting is missing or has a value airlake cannot use."""
+
+
+def _env_name(path: str) -> str:
+    return ENV_PREFIX + path.replace(".", "__").upper()
+
+
+def _read_dotenv(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        key = key.strip().removeprefix("export ").strip()
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key] = value
+    return values
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = copy.deepcopy(value)
+    return base
+
+
+def _coerce(raw: str, like: Any, path: str) -> Any:
+    """Turns an environment string into the type of the default it replaces."""
+    if isinstance(like, bool):
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{_env_name(path)}={raw!r} is not a boolean")
+    try:
+        if isinstance(like, int):
+            return int(raw)
+        if isinstance(like, float):
+            return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{_env_name(path)}={raw!r} is not a {type(like).__name__}") from exc
+    return raw
+
+
+@dataclass
+class Settings:
+    """Resolved settings: a nested mapping plus the helpers that interpret it."""
+
+    data: dict[str, Any]
+    sources_of_values: dict[str, str] = field(default_factory=dict)
+
+    def get(self, path: str, default: Any = None) -> Any:
+        node: Any = self.data
+        for part in path.split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                return default
+            node = node[part]
+        return node
+
+    def require(self, path: str) -> Any:
+        value = self.get(path)
+        if value is None or value == "":
+            raise ConfigError(f"setting {path} is not set (set it in airlake.toml or as {_env_name(path)})")
+        return value
+
+    @property
+    def profile(self) -> str:
+        return str(self.require("profile"))
+
+    @property
+    def state_dir(self) -> Path:
+        return Path(str(self.require("state_dir"))).expanduser().resolve()
+
+    def catalog_properties(self, profile: str | None = None) -> dict[str, str]:
+        """The pyiceberg catalog properties of a profile, with ``{state_dir}`` filled in."""
+        name = profile or self.profile
+        props = self.get(f"profiles.{name}.catalog")
+        if not isinstance(props, Mapping):
+            known = ", ".join(sorted(self.get("profiles", {}))) or "none"
+            raise ConfigError(f"unknown profile {name!r} (known profiles: {known})")
+        state = str(self.state_dir)
+        return {k: str(v).replace("{state_dir}", state) for k, v in props.items()}
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    config_file: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+) -> Settings:
+    """Resolves settings from overrides, environment, ``.env``, the TOML file and defaults.
+
+    Args:
+        overrides: dotted key paths (``{"pipeline.commit_interval": 1.0}``) that win over everything.
+        config_file: the TOML file; defaults to ``$AIRLAKE_CONFIG`` or ``./airlake.toml`` when present.
+        environ: the environment to read (``os.environ`` by default).
+        cwd: where ``.env`` and ``airlake.toml`` are looked for.
+
+    Returns:
+        The resolved :class:`Settings`.
+
+    Raises:
+        ConfigError: a named config file is missing or invalid, or a value has the wrong type.
+    """
+    env = dict(os.environ if environ is None else environ)
+    base = Path(cwd) if cwd is not None else Path.cwd()
+    data = copy.deepcopy(DEFAULTS)
+    origin: dict[str, str] = {}
+
+    named = config_file or env.get(CONFIG_FILE_ENV)
+    path = Path(named) if named else base / DEFAULT_CONFIG_FILE
+    if named and not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    if path.is_file():
+        try:
+            _merge(data, tomllib.loads(path.read_text(encoding="utf-8")))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+
+    dotenv = _read_dotenv(base / DOTENV_FILE)
+    layered = {**dotenv, **{k: v for k, v in env.items() if k.startswith(ENV_PREFIX)}}
+    for name, raw in layered.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        parts = name[len(ENV_PREFIX) :].lower().split("__")
+        dotted = ".".join(parts)
+        settings_probe = Settings(data)
+        value = _coerce(raw, settings_probe.get(dotted), dotted)
+        node = data
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{name} addresses inside {part!r}, which is not a section")
+        node[parts[-1]] = value
+        origin[dotted] = "env" if name in env else ".env"
+
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        parts = dotted.split(".")
+        node = data
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+        origin[dotted] = "argument"
+
+    settings = Settings(data, origin)
+    state = Path(str(settings.require("state_dir"))).expanduser()
+    if not state.is_absolute():
+        data["state_dir"] = str((base / state).resolve())
+    return settings

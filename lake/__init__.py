@@ -1,0 +1,1 @@
+"""What stores data: Iceberg table definitions, exactly-once commits and table statistics."""

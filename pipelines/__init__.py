@@ -1,0 +1,1 @@
+"""What moves data: the Beam transforms and the speed (streaming) pipeline."""

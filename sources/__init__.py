@@ -1,0 +1,1 @@
+"""What produces data: SSE clients, the local firehoses and the event normalizers."""
