@@ -18,7 +18,10 @@ from airlake.config import ConfigError, load_settings
 
 # (group, command) -> (module, help). A group of None is a top-level command.
 COMMANDS: dict[tuple[str | None, str], tuple[str, str]] = {
-    ("firehose", "serve"): ("sources.firehose", "serve recorded recentchange events over SSE like EventStreams"),
+    ("firehose", "serve"): (
+        "sources.firehose",
+        "serve recorded recentchange events over SSE like EventStreams",
+    ),
     ("firehose", "orders"): ("sources.orders", "serve generated order lifecycle events over SSE"),
     (None, "ingest"): ("pipelines.speed", "run the speed pipeline: firehoses into Iceberg, exactly once"),
     ("lake", "stats"): ("lake.stats", "print per-table statistics"),

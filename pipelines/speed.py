@@ -1,0 +1,632 @@
+"""The speed pipeline (``airlake ingest``): both firehoses into Iceberg, exactly once, continuously.
+
+Beam 2.77's Python DirectRunner runs an unbounded source through its batch engine, which fires windows only when
+the source ends, so the local runner streams in micro-batches, as Spark's micro-batch streaming does
+(docs/streaming.md has the measurements):
+
+1. one reader thread per firehose keeps its SSE connection open and resumes with ``Last-Event-ID``;
+2. every commit interval the driver takes what was read, drops events already seen (by event id), and spools
+   the rest to a segment file;
+3. a bounded Beam pipeline of the runner-agnostic composites in :mod:`pipelines.transforms` normalizes the
+   segment, routes bad events to dead letters, and computes per-minute aggregates;
+4. the driver appends the raw rows to Iceberg with the batch's stream positions in the same commit
+   (:mod:`lake.commit`), then merges the batch's aggregates into its minute state and appends the new firings.
+
+On (re)start the driver resumes from the positions of the newest complete batch, warms its dedupe cache from the
+newest snapshots, and rebuilds the open minutes of its aggregate state from the raw tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import queue
+import shutil
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lake.commit import Backoff, BatchMark, Recovery, append_batch, expire_snapshots, recent_ids, recover
+from lake.schemas import (
+    DEAD_LETTERS,
+    DEMAND_MINUTE,
+    ORDERS,
+    ORDERS_MINUTE,
+    RAW_TABLES,
+    RECENTCHANGE,
+    TableDef,
+)
+from pipelines.transforms import (
+    ORDERS_SOURCE,
+    RECENTCHANGE_SOURCE,
+    SOURCES,
+    envelope,
+    event_key,
+    read_staged,
+    row_key,
+)
+from sources.normalize import is_canary
+
+if TYPE_CHECKING:
+    from pyiceberg.catalog import Catalog
+    from pyiceberg.table import Table
+
+    from airlake.config import Settings
+
+log = logging.getLogger(__name__)
+
+WRITER = "speed"
+SOURCE_TABLES: dict[str, TableDef] = {RECENTCHANGE_SOURCE: RECENTCHANGE, ORDERS_SOURCE: ORDERS}
+AGGREGATES: dict[str, TableDef] = {RECENTCHANGE_SOURCE: DEMAND_MINUTE, ORDERS_SOURCE: ORDERS_MINUTE}
+AGGREGATE_KEYS = {
+    DEMAND_MINUTE.identifier: ("window_start", "market", "wiki"),
+    ORDERS_MINUTE.identifier: ("window_start", "market"),
+}
+QUEUE_LIMIT = 100_000
+
+
+class SeenKeys:
+    """A bounded set of event keys (64-bit hashes, oldest forgotten first)."""
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self._set: set[int] = set()
+        self._order: deque[int] = deque()
+
+    def __len__(self) -> int:
+        return len(self._set)
+
+    def add(self, key: str) -> bool:
+        """Adds ``key``; returns False when it was there already."""
+        h = hash(key)
+        if h in self._set:
+            return False
+        self._set.add(h)
+        self._order.append(h)
+        if len(self._order) > self.capacity:
+            self._set.discard(self._order.popleft())
+        return True
+
+
+@dataclass
+class SourceSpec:
+    name: str
+    url: str
+    user_agent: str
+    read_timeout: float = 60.0
+    connect_timeout: float = 10.0
+    backoff_initial: float = 0.5
+    backoff_max: float = 30.0
+
+
+class SourceReader(threading.Thread):
+    """Reads one firehose into the driver's queue; resumes by itself after any disconnect."""
+
+    def __init__(self, spec: SourceSpec, last_event_id: str | None, out: queue.Queue, stop: threading.Event):
+        super().__init__(name=f"reader-{spec.name}", daemon=True)
+        self.spec, self.last_event_id, self.out, self.stop = spec, last_event_id, out, stop
+        self.stream: Any = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        from sources.recentchange import is_canary as is_canary_sse
+        from sources.sse import SseStream
+
+        s = self.spec
+        self.stream = SseStream(
+            s.url,
+            last_event_id=self.last_event_id,
+            user_agent=s.user_agent,
+            read_timeout=s.read_timeout,
+            connect_timeout=s.connect_timeout,
+            backoff_initial=s.backoff_initial,
+            backoff_max=s.backoff_max,
+            drop=is_canary_sse if s.name == RECENTCHANGE_SOURCE else None,
+        )
+        try:
+            for event in self.stream:
+                while not self.stop.is_set():
+                    try:
+                        self.out.put((s.name, event.id, event.received_at, event.data), timeout=0.5)
+                        break
+                    except queue.Full:
+                        continue
+                if self.stop.is_set():
+                    break
+        except Exception as exc:  # noqa: BLE001 - reported by the driver, which stops
+            self.error = exc
+            log.error("reader %s failed: %s", s.name, exc)
+
+    def close(self) -> None:
+        if self.stream is not None:
+            self.stream.close()
+
+
+@dataclass
+class Progress:
+    """Counters of a run, printed as it goes and returned at the end."""
+
+    started: float = field(default_factory=time.time)
+    batches: int = 0
+    read: dict[str, int] = field(default_factory=lambda: {s: 0 for s in SOURCES})
+    committed: dict[str, int] = field(default_factory=dict)
+    duplicates: int = 0
+    canaries: int = 0
+    dead_letters: int = 0
+    late_dropped: int = 0
+    lags: deque = field(default_factory=lambda: deque(maxlen=200_000))
+    commit_seconds: deque = field(default_factory=lambda: deque(maxlen=10_000))
+    beam_seconds: deque = field(default_factory=lambda: deque(maxlen=10_000))
+
+    def summary(self) -> dict[str, Any]:
+        def pct(values, q):
+            if not values:
+                return None
+            ordered = sorted(values)
+            return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 4)
+
+        elapsed = time.time() - self.started
+        total = sum(self.read.values())
+        return {
+            "elapsed_s": round(elapsed, 2),
+            "batches": self.batches,
+            "read": dict(self.read),
+            "committed_rows": dict(self.committed),
+            "events_per_s": round(total / elapsed, 1) if elapsed > 0 else 0.0,
+            "duplicates_dropped": self.duplicates,
+            "canaries_dropped": self.canaries,
+            "dead_letters": self.dead_letters,
+            "late_dropped": self.late_dropped,
+            "lag_p50_s": pct(self.lags, 0.5),
+            "lag_p95_s": pct(self.lags, 0.95),
+            "commit_p50_s": pct(self.commit_seconds, 0.5),
+            "commit_p95_s": pct(self.commit_seconds, 0.95),
+            "beam_p50_s": pct(self.beam_seconds, 0.5),
+        }
+
+
+class MinuteState:
+    """The accumulated value of every open minute of one aggregate table, and the firings it produces."""
+
+    def __init__(self, table: TableDef, lateness: timedelta):
+        self.table = table
+        self.keys = AGGREGATE_KEYS[table.identifier]
+        self.values_columns = [
+            f.name for f in table.schema if f.name not in self.keys and f.name not in ("fired_at", "batch")
+        ]
+        self.lateness = lateness
+        self.state: dict[tuple, dict[str, Any]] = {}
+        self.watermark: datetime | None = None
+
+    def merge(self, partials: pa.Table) -> tuple[list[dict[str, Any]], int]:
+        """Adds a batch's partial aggregates; returns the firings (full values of touched keys) and late drops."""
+        touched: dict[tuple, dict[str, Any]] = {}
+        late = 0
+        rows = partials.to_pylist()
+        if rows:
+            newest = max(r["window_start"] for r in rows)
+            self.watermark = newest if self.watermark is None else max(self.watermark, newest)
+        horizon = self.watermark - self.lateness if self.watermark is not None else None
+        for row in rows:
+            if horizon is not None and row["window_start"] < horizon:
+                late += 1
+                continue
+            key = tuple(row[k] for k in self.keys)
+            current = self.state.get(key)
+            if current is None:
+                current = self.state[key] = dict(row)
+            else:
+                for col in self.values_columns:
+                    current[col] += row[col]
+            touched[key] = current
+        if horizon is not None:
+            for key in [k for k in self.state if k[0] < horizon]:
+                del self.state[key]
+        return list(touched.values()), late
+
+    def all_values(self) -> list[dict[str, Any]]:
+        return list(self.state.values())
+
+
+def firing_table(table: TableDef, values: list[dict[str, Any]], fired_at: datetime, batch: int) -> pa.Table:
+    return pa.Table.from_pylist([{**v, "fired_at": fired_at, "batch": batch} for v in values], schema=table.schema)
+
+
+@dataclass
+class StagedBatch:
+    raw: dict[str, pa.Table]
+    aggregates: dict[str, pa.Table]
+
+
+class SpeedPipeline:
+    """The micro-batch driver. ``run()`` returns the run's :class:`Progress` summary."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        sources: Sequence[SourceSpec],
+        *,
+        state_dir: Path,
+        markets: Mapping[str, str],
+        default_market: str,
+        beam_args: Sequence[str] = (),
+        commit_interval: float = 2.0,
+        max_batch_events: int = 50_000,
+        stop_after_idle: float | None = None,
+        max_seconds: float | None = None,
+        dedupe_cache_size: int = 2_000_000,
+        dedupe_warm_snapshots: int = 50,
+        allowed_lateness_minutes: float = 60,
+        expire_every: int = 50,
+        keep_snapshots: int = 20,
+        progress_every: float = 5.0,
+        metrics_file: Path | None = None,
+    ):
+        self.catalog = catalog
+        self.sources = list(sources)
+        self.state_dir = state_dir
+        self.markets, self.default_market = dict(markets), default_market
+        self.beam_args = list(beam_args)
+        self.commit_interval = commit_interval
+        self.max_batch_events = max_batch_events
+        self.stop_after_idle = stop_after_idle
+        self.max_seconds = max_seconds
+        self.seen = SeenKeys(dedupe_cache_size)
+        self.warm_snapshots = dedupe_warm_snapshots
+        self.lateness = timedelta(minutes=allowed_lateness_minutes)
+        self.expire_every = expire_every
+        self.keep_snapshots = keep_snapshots
+        self.progress_every = progress_every
+        self.metrics_file = metrics_file
+        self.stop = threading.Event()
+        self.queue: queue.Queue = queue.Queue(maxsize=QUEUE_LIMIT)
+        self.progress = Progress()
+        self.tables: dict[str, Table] = {}
+        self.states = {t.identifier: MinuteState(t, self.lateness) for t in AGGREGATES.values()}
+        self.positions: dict[str, str] = {}
+        self.batch = 0
+        self.spool = state_dir / "spool"
+
+    # ----- start-up -----------------------------------------------------------------------------------------
+    def open_tables(self) -> None:
+        from lake.tables import ensure_tables
+
+        self.tables = ensure_tables(self.catalog)
+
+    def recover(self) -> Recovery:
+        recovery = recover(self.tables, WRITER)
+        self.batch, self.positions = recovery.batch, dict(recovery.positions)
+        watermark = self.warm_seen()
+        if recovery.batch:
+            log.info(
+                "resuming after batch %d%s from %s",
+                recovery.batch,
+                " (partial: replaying it)" if recovery.partial else "",
+                recovery.positions or "the start",
+            )
+        if watermark is not None:
+            self.rebuild_state(watermark - self.lateness, refire=recovery.partial)
+        return recovery
+
+    def warm_seen(self) -> datetime | None:
+        """Loads the keys of the newest rows into the dedupe cache; returns the newest event time among them."""
+        newest: datetime | None = None
+        for source, table in [*SOURCE_TABLES.items(), ("", DEAD_LETTERS)]:
+            ids = recent_ids(self.tables[table.identifier], table.id_column, self.warm_snapshots)
+            for value in ids.to_pylist():
+                self.seen.add(value if not source else row_key(source, value))
+            if source:
+                times = self._recent_times(table)
+                if times is not None and (newest is None or times > newest):
+                    newest = times
+        log.info("dedupe cache warmed with %d keys", len(self.seen))
+        return newest
+
+    def _recent_times(self, table: TableDef) -> datetime | None:
+        t = self.tables[table.identifier]
+        snapshot = t.current_snapshot()
+        if snapshot is None:
+            return None
+        rows = t.incremental_append_scan(
+            from_snapshot_id_exclusive=snapshot.parent_snapshot_id,
+            to_snapshot_id_inclusive=snapshot.snapshot_id,
+            selected_fields=(table.partition_column,),
+        ).to_arrow()
+        if rows.num_rows == 0:
+            return None
+        return pc.max(rows.column(table.partition_column)).as_py()
+
+    def rebuild_state(self, since: datetime, *, refire: bool) -> None:
+        """Recomputes the open minutes of the aggregate state from the raw tables, through the same Beam graph."""
+        from pyiceberg.expressions import GreaterThanOrEqual
+
+        segment = self.spool / "recovery.jsonl"
+        segment.parent.mkdir(parents=True, exist_ok=True)
+        count = 0
+        with segment.open("w", encoding="utf-8") as out:
+            for source, table in SOURCE_TABLES.items():
+                rows = (
+                    self.tables[table.identifier]
+                    .scan(
+                        row_filter=GreaterThanOrEqual("event_time", since.isoformat()),
+                        selected_fields=("sse_id", "ingested_at", "raw_json"),
+                    )
+                    .to_arrow()
+                )
+                for sse_id, ingested, raw in zip(
+                    rows.column("sse_id").to_pylist(),
+                    rows.column("ingested_at").to_pylist(),
+                    rows.column("raw_json").to_pylist(),
+                    strict=True,
+                ):
+                    out.write(envelope(source, sse_id, ingested.timestamp(), raw) + "\n")
+                    count += 1
+        if not count:
+            return
+        staged = self.run_beam(segment, self.state_dir / "stage" / "recovery")
+        fired_at = datetime.now(UTC)
+        for name, partials in staged.aggregates.items():
+            state = self.states[name]
+            state.state.clear()
+            state.merge(partials)
+            if refire and state.state:
+                table = self.tables[name]
+                rows = firing_table(state.table, state.all_values(), fired_at, self.batch)
+                mark = BatchMark(WRITER, self.batch, (name,), dict(self.positions), dict(self.positions))
+                append_batch(table, rows, mark, backoff=Backoff(stop=self.stop))
+        log.info("rebuilt aggregate state from %d raw events since %s", count, since.isoformat())
+
+    # ----- one batch ----------------------------------------------------------------------------------------
+    def run_beam(self, segment: Path, stage_dir: Path) -> StagedBatch:
+        import apache_beam as beam
+        from apache_beam.options.pipeline_options import PipelineOptions
+
+        from pipelines.transforms import SpeedLayer
+
+        shutil.rmtree(stage_dir, ignore_errors=True)
+        stage_dir.mkdir(parents=True)
+        started = time.perf_counter()
+        options = PipelineOptions(self.beam_args or ["--runner=DirectRunner"])
+        with beam.Pipeline(options=options) as p:
+            _ = (
+                p
+                | "ReadSegment" >> beam.io.ReadFromText(str(segment))
+                | "SpeedLayer" >> SpeedLayer(str(stage_dir), self.markets, self.default_market)
+            )
+        self.progress.beam_seconds.append(time.perf_counter() - started)
+        staged = StagedBatch(
+            raw={t.identifier: read_staged(str(stage_dir), t) for t in RAW_TABLES},
+            aggregates={t.identifier: read_staged(str(stage_dir), t) for t in AGGREGATES.values()},
+        )
+        shutil.rmtree(stage_dir, ignore_errors=True)
+        return staged
+
+    def take(self, deadline: float) -> tuple[list[tuple], dict[str, str]]:
+        """Drains the queue until ``deadline`` or a full batch; returns the events and the positions reached."""
+        events: list[tuple] = []
+        positions = dict(self.positions)
+        while len(events) < self.max_batch_events and not self.stop.is_set():
+            timeout = deadline - time.monotonic()
+            if timeout <= 0:
+                break
+            try:
+                item = self.queue.get(timeout=min(timeout, 0.2))
+            except queue.Empty:
+                continue
+            events.append(item)
+            if item[1] is not None:
+                positions[item[0]] = item[1]
+            while len(events) < self.max_batch_events:
+                try:
+                    item = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                events.append(item)
+                if item[1] is not None:
+                    positions[item[0]] = item[1]
+        return events, positions
+
+    def spool_batch(self, events: list[tuple], segment: Path) -> tuple[int, list[float]]:
+        """Writes the new events of a batch to ``segment``; returns how many and their receive times."""
+        kept = 0
+        received: list[float] = []
+        with segment.open("w", encoding="utf-8") as out:
+            for source, sse_id, received_at, data in events:
+                self.progress.read[source] = self.progress.read.get(source, 0) + 1
+                try:
+                    obj = json.loads(data)
+                except ValueError:
+                    obj = None
+                if not isinstance(obj, dict):
+                    obj = None
+                elif source == RECENTCHANGE_SOURCE and is_canary(obj):
+                    self.progress.canaries += 1
+                    continue
+                if not self.seen.add(event_key(source, sse_id, data, obj)):
+                    self.progress.duplicates += 1
+                    continue
+                out.write(envelope(source, sse_id, received_at, data) + "\n")
+                kept += 1
+                received.append(received_at)
+        return kept, received
+
+    def commit(self, staged: StagedBatch, start: dict[str, str], end: dict[str, str]) -> bool:
+        """Appends the batch to every table it touches, raw tables first; returns False when stopped."""
+        fired_at = datetime.now(UTC)
+        firings: dict[str, pa.Table] = {}
+        for name, partials in staged.aggregates.items():
+            values, late = self.states[name].merge(partials)
+            self.progress.late_dropped += late
+            if values:
+                firings[name] = firing_table(self.states[name].table, values, fired_at, self.batch)
+        writes = {name: rows for name, rows in staged.raw.items() if rows.num_rows} | firings
+        if not writes:
+            # Nothing new (only duplicates): carry the positions in the next commit.
+            return True
+        mark = BatchMark(WRITER, self.batch, tuple(writes), start, end)
+        for name, rows in writes.items():
+            started = time.perf_counter()
+            if not append_batch(self.tables[name], rows, mark, backoff=Backoff(stop=self.stop)):
+                return False
+            self.progress.commit_seconds.append(time.perf_counter() - started)
+            self.progress.committed[name] = self.progress.committed.get(name, 0) + rows.num_rows
+        self.progress.dead_letters += staged.raw[DEAD_LETTERS.identifier].num_rows
+        return True
+
+    def run_batch(self, events: list[tuple], positions: dict[str, str]) -> bool:
+        self.batch += 1
+        self.spool.mkdir(parents=True, exist_ok=True)
+        segment = self.spool / f"batch-{self.batch:08d}.jsonl"
+        kept, received = self.spool_batch(events, segment)
+        if kept:
+            staged = self.run_beam(segment, self.state_dir / "stage" / f"batch-{self.batch:08d}")
+            if not self.commit(staged, dict(self.positions), positions):
+                return False
+            done = time.time()
+            self.progress.lags.extend(done - r for r in received)
+        else:
+            self.batch -= 1  # nothing committed under this number
+        segment.unlink(missing_ok=True)
+        self.positions = positions
+        self.progress.batches += 1
+        if self.expire_every and self.batch % self.expire_every == 0:
+            for table in self.tables.values():
+                expire_snapshots(table, self.keep_snapshots)
+        return True
+
+    # ----- the loop -----------------------------------------------------------------------------------------
+    def report(self, final: bool = False) -> None:
+        s = self.progress.summary()
+        line = (
+            f"{'done' if final else 'ingest'}: batch {self.batch} | read "
+            + " ".join(f"{k}={v}" for k, v in s["read"].items())
+            + f" | {s['events_per_s']:.0f} ev/s | dead letters {s['dead_letters']} | duplicates"
+            f" {s['duplicates_dropped']} | lag p50 {s['lag_p50_s']} s p95 {s['lag_p95_s']} s"
+            f" | commit p50 {s['commit_p50_s']} s"
+        )
+        print(line, flush=True)
+        if self.metrics_file is not None:
+            self.metrics_file.write_text(json.dumps(s, indent=2))
+
+    def run(self) -> dict[str, Any]:
+        self.open_tables()
+        self.recover()
+        readers = [SourceReader(s, self.positions.get(s.name), self.queue, self.stop) for s in self.sources]
+        for reader in readers:
+            reader.start()
+        started = last_event = last_report = time.monotonic()
+        try:
+            while not self.stop.is_set():
+                deadline = time.monotonic() + self.commit_interval
+                events, positions = self.take(deadline)
+                now = time.monotonic()
+                if events:
+                    last_event = now
+                    if not self.run_batch(events, positions):
+                        break
+                failed = [r for r in readers if r.error is not None]
+                if failed:
+                    raise RuntimeError(f"firehose reader {failed[0].spec.name} failed: {failed[0].error}")
+                if now - last_report >= self.progress_every:
+                    self.report()
+                    last_report = now
+                if self.stop_after_idle is not None and now - last_event >= self.stop_after_idle:
+                    log.info("no events for %.1f s: stopping", self.stop_after_idle)
+                    break
+                if self.max_seconds is not None and now - started >= self.max_seconds:
+                    break
+        finally:
+            self.stop.set()
+            for reader in readers:
+                reader.close()
+            self.report(final=True)
+        return self.progress.summary()
+
+
+def source_specs(settings: Settings, names: Sequence[str], urls: Mapping[str, str | None]) -> list[SourceSpec]:
+    specs = []
+    for name in names:
+        base = f"sources.{name}"
+        specs.append(
+            SourceSpec(
+                name=name,
+                url=urls.get(name) or settings.require(f"{base}.url"),
+                user_agent=settings.require(f"{base}.user_agent"),
+                read_timeout=float(settings.get(f"{base}.read_timeout", 60.0)),
+                connect_timeout=float(settings.get(f"{base}.connect_timeout", 10.0)),
+                backoff_initial=float(settings.get(f"{base}.backoff_initial", 0.5)),
+                backoff_max=float(settings.get(f"{base}.backoff_max", 30.0)),
+            )
+        )
+    return specs
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--sources",
+        default=",".join(SOURCES),
+        help="comma-separated firehoses to read (default: %(default)s)",
+    )
+    parser.add_argument("--recentchange-url", help="recentchange SSE URL (default: sources.recentchange.url)")
+    parser.add_argument("--orders-url", help="orders SSE URL (default: sources.orders.url)")
+    parser.add_argument("--commit-interval", type=float, help="seconds between commits (default: 2)")
+    parser.add_argument("--stop-after-idle", type=float, help="stop when no event arrived for this many seconds")
+    parser.add_argument("--max-seconds", type=float, help="stop after this many seconds")
+    parser.add_argument("--metrics-file", type=Path, help="write the run's figures as JSON here")
+    parser.add_argument(
+        "beam_args",
+        nargs=argparse.REMAINDER,
+        help="after '--': Beam pipeline options, e.g. -- --runner=DirectRunner",
+    )
+
+
+def build(settings: Settings, args: argparse.Namespace) -> SpeedPipeline:
+    from catalog import load_catalog
+
+    names = [s.strip() for s in args.sources.split(",") if s.strip()]
+    unknown = sorted(set(names) - set(SOURCES))
+    if unknown:
+        raise SystemExit(f"airlake ingest: unknown source(s) {', '.join(unknown)} (known: {', '.join(SOURCES)})")
+    p = "pipeline."
+    beam_args = [a for a in (args.beam_args or []) if a != "--"]
+    return SpeedPipeline(
+        load_catalog(settings),
+        source_specs(settings, names, {RECENTCHANGE_SOURCE: args.recentchange_url, ORDERS_SOURCE: args.orders_url}),
+        state_dir=settings.state_dir,
+        markets=settings.get("markets.wikis", {}),
+        default_market=settings.require("markets.default"),
+        beam_args=beam_args,
+        commit_interval=args.commit_interval or float(settings.get(p + "commit_interval", 2.0)),
+        max_batch_events=int(settings.get(p + "max_batch_events", 50_000)),
+        stop_after_idle=args.stop_after_idle,
+        max_seconds=args.max_seconds,
+        dedupe_cache_size=int(settings.get(p + "dedupe_cache_size", 2_000_000)),
+        dedupe_warm_snapshots=int(settings.get(p + "dedupe_warm_snapshots", 50)),
+        allowed_lateness_minutes=float(settings.get(p + "allowed_lateness_minutes", 60)),
+        expire_every=int(settings.get(p + "expire_snapshots_every", 50)),
+        keep_snapshots=int(settings.get(p + "keep_snapshots", 20)),
+        metrics_file=args.metrics_file,
+    )
+
+
+def main(args: argparse.Namespace, settings: Settings) -> int:
+    pipeline = build(settings, args)
+
+    def stop(signum, _frame):
+        log.info("signal %d: finishing the current batch, then stopping", signum)
+        pipeline.stop.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    pipeline.run()
+    return 0

@@ -1,0 +1,381 @@
+"""Beam transforms of the speed pipeline, runner-agnostic (nothing here depends on the DirectRunner).
+
+Layers, as in Beam's mobile-gaming examples:
+
+* :class:`NormalizeFn` parses one envelope (a source event as read from its firehose) into a typed row, or a
+  dead letter with the reason, on tagged outputs;
+* :class:`Normalize` wraps it; :class:`MinuteWindows` holds the windowing and triggers;
+* :class:`DemandPerMinute` and :class:`OrdersPerMinute` are the domain aggregates;
+* :class:`StageRows` is the sink the micro-batch driver reads back before its exactly-once commit.
+
+Elements entering the pipeline are envelopes: ``json.dumps([source, sse_id, received_at, data])`` lines.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import apache_beam as beam
+import pyarrow as pa
+from apache_beam.metrics import Metrics
+from apache_beam.transforms import trigger as triggers
+from apache_beam.transforms import window
+
+from lake.schemas import DEAD_LETTERS, DEMAND_MINUTE, ORDERS, ORDERS_MINUTE, RECENTCHANGE, TableDef
+from sources.normalize import InvalidEvent, is_canary, order_row, parse_json_object, recentchange_row
+
+RECENTCHANGE_SOURCE = "recentchange"
+ORDERS_SOURCE = "orders"
+SOURCES = (RECENTCHANGE_SOURCE, ORDERS_SOURCE)
+
+# Tags of Normalize's outputs.
+RECENTCHANGE_TAG = "recentchange"
+ORDERS_TAG = "orders"
+DEAD_LETTER_TAG = "dead_letters"
+
+WINDOW_SECONDS = 60
+CENTS = Decimal(100)
+
+
+def envelope(source: str, sse_id: str | None, received_at: float, data: str) -> str:
+    """One pipeline input line: the event as read from its firehose, with where and when it was read."""
+    return json.dumps([source, sse_id, received_at, data], ensure_ascii=False)
+
+
+def event_key(source: str, sse_id: str | None, data: str, obj: dict[str, Any] | None) -> str:
+    """The key an event is deduplicated on: its own id when it has one, else a hash of where it came from.
+
+    The same key is the ``dead_letter_id`` of a dead letter, so a replayed bad event is not stored twice.
+    """
+    if obj is not None:
+        if source == RECENTCHANGE_SOURCE:
+            meta = obj.get("meta")
+            own = meta.get("id") if isinstance(meta, dict) else None
+        else:
+            own = obj.get("event_id")
+        if isinstance(own, str) and own:
+            return f"{source}:{own}"
+    digest = hashlib.sha256(f"{source}\x00{sse_id}\x00{data}".encode()).hexdigest()[:32]
+    return f"{source}:sha256:{digest}"
+
+
+def row_key(source: str, event_id: str) -> str:
+    """The :func:`event_key` of a row stored in a raw table under ``event_id``."""
+    return f"{source}:{event_id}"
+
+
+def dead_letter(
+    source: str, sse_id: str | None, received: datetime, error: str, data: str, obj: dict[str, Any] | None
+) -> dict[str, Any]:
+    return {
+        "dead_letter_id": event_key(source, sse_id, data, obj),
+        "source": source,
+        "received_at": received,
+        "error": error,
+        "payload": data,
+        "sse_id": sse_id,
+    }
+
+
+class NormalizeFn(beam.DoFn):
+    """Envelope -> a row on the ``recentchange`` or ``orders`` output, or a dead letter with the reason."""
+
+    def __init__(self) -> None:
+        self.valid = Metrics.counter("normalize", "valid")
+        self.invalid = Metrics.counter("normalize", "dead_letters")
+        self.canaries = Metrics.counter("normalize", "canaries_dropped")
+
+    def process(self, line: str):
+        try:
+            source, sse_id, received_at, data = json.loads(line)
+            received = datetime.fromtimestamp(float(received_at), UTC)
+        except (ValueError, TypeError) as exc:
+            self.invalid.inc()
+            now = datetime.now(UTC)
+            yield beam.pvalue.TaggedOutput(
+                DEAD_LETTER_TAG, dead_letter("unknown", None, now, f"unreadable envelope: {exc}", line, None)
+            )
+            return
+        obj: dict[str, Any] | None = None
+        try:
+            obj = parse_json_object(data)
+            if source == RECENTCHANGE_SOURCE:
+                if is_canary(obj):
+                    self.canaries.inc()
+                    return
+                row = recentchange_row(obj, raw=data, sse_id=sse_id, ingested_at=received)
+                tag = RECENTCHANGE_TAG
+            elif source == ORDERS_SOURCE:
+                row = order_row(obj, raw=data, sse_id=sse_id, ingested_at=received)
+                tag = ORDERS_TAG
+            else:
+                raise InvalidEvent(f"unknown source {source!r}")
+        except InvalidEvent as exc:
+            self.invalid.inc()
+            yield beam.pvalue.TaggedOutput(DEAD_LETTER_TAG, dead_letter(source, sse_id, received, str(exc), data, obj))
+            return
+        self.valid.inc()
+        yield beam.pvalue.TaggedOutput(tag, row)
+
+
+class Normalize(beam.PTransform):
+    """Envelopes -> tagged outputs ``recentchange``, ``orders`` and ``dead_letters``."""
+
+    def expand(self, envelopes):
+        return envelopes | "NormalizeEvents" >> beam.ParDo(NormalizeFn()).with_outputs(
+            RECENTCHANGE_TAG, ORDERS_TAG, DEAD_LETTER_TAG
+        )
+
+
+class MinuteWindows(beam.PTransform):
+    """One-minute event-time windows.
+
+    With no trigger (the micro-batch driver, and batch recomputation) each window fires once when its input is
+    complete. A streaming runner passes ``early_firing_seconds`` to fire the accumulated value every so many
+    seconds of processing time before the watermark, on time, and once per late element within
+    ``allowed_lateness`` seconds: each firing is a new row of the speed table, the latest one wins.
+    """
+
+    def __init__(self, early_firing_seconds: float | None = None, allowed_lateness: float = 0.0):
+        super().__init__()
+        self.early_firing_seconds = early_firing_seconds
+        self.allowed_lateness = allowed_lateness
+
+    def expand(self, pcoll):
+        if self.early_firing_seconds is None:
+            return pcoll | "FixedMinutes" >> beam.WindowInto(window.FixedWindows(WINDOW_SECONDS))
+        return pcoll | "FixedMinutes" >> beam.WindowInto(
+            window.FixedWindows(WINDOW_SECONDS),
+            trigger=triggers.AfterWatermark(
+                early=triggers.AfterProcessingTime(self.early_firing_seconds),
+                late=triggers.AfterCount(1),
+            ),
+            accumulation_mode=triggers.AccumulationMode.ACCUMULATING,
+            allowed_lateness=self.allowed_lateness,
+        )
+
+
+def sum_tuples(values) -> tuple:
+    """Element-wise sum of equally long tuples (the accumulators of the minute aggregates)."""
+    total: list | None = None
+    for value in values:
+        if total is None:
+            total = list(value)
+        else:
+            for i, v in enumerate(value):
+                total[i] += v
+    return tuple(total) if total is not None else ()
+
+
+class WindowStartFn(beam.DoFn):
+    """(key, accumulator) in a window -> a row through ``to_row(window_start, key, accumulator)``."""
+
+    def __init__(self, to_row):
+        self.to_row = to_row
+
+    def process(self, element, win=beam.DoFn.WindowParam):
+        key, acc = element
+        yield self.to_row(win.start.to_utc_datetime().replace(tzinfo=UTC), key, acc)
+
+
+def _timestamped(row: dict[str, Any], key: Any, value: tuple) -> window.TimestampedValue:
+    return window.TimestampedValue((key, value), row["event_time"].timestamp())
+
+
+def demand_value(row: dict[str, Any]) -> tuple[int, int, int, int, int]:
+    """(events, edits, new_pages, bot_events, bytes_delta) of one recentchange row."""
+    delta = 0
+    if row.get("length_new") is not None and row.get("length_old") is not None:
+        delta = row["length_new"] - row["length_old"]
+    elif row.get("length_new") is not None:
+        delta = row["length_new"]
+    kind = row["type"]
+    return (1, int(kind == "edit"), int(kind == "new"), int(bool(row.get("bot"))), delta)
+
+
+def demand_row(window_start: datetime, key: tuple[str, str], acc: tuple) -> dict[str, Any]:
+    market, wiki = key
+    events, edits, new_pages, bots, delta = acc
+    return {
+        "window_start": window_start,
+        "market": market,
+        "wiki": wiki,
+        "events": events,
+        "edits": edits,
+        "new_pages": new_pages,
+        "bot_events": bots,
+        "bytes_delta": delta,
+    }
+
+
+class DemandPerMinute(beam.PTransform):
+    """recentchange rows -> per (minute, market, wiki) demand rows."""
+
+    def __init__(self, markets: Mapping[str, str], default_market: str, windows: MinuteWindows | None = None):
+        super().__init__()
+        self.markets = dict(markets)
+        self.default_market = default_market
+        self.windows = windows or MinuteWindows()
+
+    def expand(self, rows):
+        markets, default = self.markets, self.default_market
+        return (
+            rows
+            | "KeyByMarketWiki"
+            >> beam.Map(lambda r: _timestamped(r, (markets.get(r["wiki"], default), r["wiki"]), demand_value(r)))
+            | "Window" >> self.windows
+            | "SumDemand" >> beam.CombinePerKey(sum_tuples)
+            | "DemandRow" >> beam.ParDo(WindowStartFn(demand_row))
+        )
+
+
+ORDER_TYPES = ("placed", "accepted", "picked_up", "delivered", "cancelled")
+
+
+def order_value(row: dict[str, Any]) -> tuple:
+    """(placed, accepted, picked_up, delivered, cancelled, gmv_placed_cents, gmv_delivered_cents, delivery_min)."""
+    kind = row["event_type"]
+    cents = int((row.get("order_total") or Decimal(0)) * CENTS)
+    counts = tuple(int(kind == t) for t in ORDER_TYPES)
+    delivered = kind == "delivered"
+    return (
+        *counts,
+        cents if kind == "placed" else 0,
+        cents if delivered else 0,
+        float(row.get("delivery_minutes") or 0.0) if delivered else 0.0,
+    )
+
+
+def orders_row(window_start: datetime, market: str, acc: tuple) -> dict[str, Any]:
+    placed, accepted, picked_up, delivered, cancelled, gmv_placed, gmv_delivered, minutes = acc
+    return {
+        "window_start": window_start,
+        "market": market,
+        "placed": placed,
+        "accepted": accepted,
+        "picked_up": picked_up,
+        "delivered": delivered,
+        "cancelled": cancelled,
+        "gmv_placed": Decimal(gmv_placed) / CENTS,
+        "gmv_delivered": Decimal(gmv_delivered) / CENTS,
+        "delivery_minutes_sum": minutes,
+    }
+
+
+class OrdersPerMinute(beam.PTransform):
+    """order rows -> per (minute, market) order counts, GMV and delivery minutes."""
+
+    def __init__(self, windows: MinuteWindows | None = None):
+        super().__init__()
+        self.windows = windows or MinuteWindows()
+
+    def expand(self, rows):
+        return (
+            rows
+            | "KeyByMarket" >> beam.Map(lambda r: _timestamped(r, r["market"], order_value(r)))
+            | "Window" >> self.windows
+            | "SumOrders" >> beam.CombinePerKey(sum_tuples)
+            | "OrdersRow" >> beam.ParDo(WindowStartFn(orders_row))
+        )
+
+
+AGGREGATE_EXTRA_COLUMNS = ("fired_at", "batch")
+
+
+def staged_schema(table: TableDef) -> pa.Schema:
+    """The schema of what the pipeline stages for ``table``: aggregates lack the columns the driver adds."""
+    schema = table.schema
+    for name in AGGREGATE_EXTRA_COLUMNS:
+        index = schema.get_field_index(name)
+        if index >= 0:
+            schema = schema.remove(index)
+    return schema
+
+
+class StageRowsFn(beam.DoFn):
+    """Writes each bundle's rows as one Arrow IPC file under ``directory/<table>/``."""
+
+    def __init__(self, directory: str, table: TableDef):
+        self.directory = directory
+        self.table = table
+        self.rows: list[dict[str, Any]] = []
+
+    def start_bundle(self):
+        self.rows = []
+
+    def process(self, row):
+        self.rows.append(row)
+
+    def finish_bundle(self):
+        if not self.rows:
+            return
+        folder = os.path.join(self.directory, self.table.identifier)
+        os.makedirs(folder, exist_ok=True)
+        data = pa.Table.from_pylist(self.rows, schema=staged_schema(self.table))
+        tmp = os.path.join(folder, f".{uuid.uuid4().hex}.tmp")
+        with pa.OSFile(tmp, "wb") as sink, pa.ipc.new_file(sink, data.schema) as writer:
+            writer.write_table(data)
+        os.replace(tmp, tmp.replace(".tmp", ".arrow").replace("/.", "/"))
+        self.rows = []
+
+
+class StageRows(beam.PTransform):
+    def __init__(self, directory: str, table: TableDef):
+        super().__init__()
+        self.directory = directory
+        self.table = table
+
+    def expand(self, rows):
+        return rows | "WriteArrow" >> beam.ParDo(StageRowsFn(self.directory, self.table))
+
+
+def read_staged(directory: str, table: TableDef) -> pa.Table:
+    """Everything :class:`StageRows` wrote for ``table`` under ``directory`` (an empty table when nothing)."""
+    folder = os.path.join(directory, table.identifier)
+    schema = staged_schema(table)
+    if not os.path.isdir(folder):
+        return schema.empty_table()
+    parts = []
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".arrow"):
+            with pa.memory_map(os.path.join(folder, name)) as source:
+                parts.append(pa.ipc.open_file(source).read_all())
+    return pa.concat_tables(parts) if parts else schema.empty_table()
+
+
+class SpeedLayer(beam.PTransform):
+    """Envelopes -> staged raw rows, dead letters and minute aggregates under ``stage_dir``.
+
+    This is the whole per-batch graph of the micro-batch driver; a streaming runner uses the same composites with
+    a streaming read and :class:`MinuteWindows` triggers.
+    """
+
+    def __init__(self, stage_dir: str, markets: Mapping[str, str], default_market: str):
+        super().__init__()
+        self.stage_dir = stage_dir
+        self.markets = markets
+        self.default_market = default_market
+
+    def expand(self, envelopes):
+        out = envelopes | "Normalize" >> Normalize()
+        out[RECENTCHANGE_TAG] | "StageRecentchange" >> StageRows(self.stage_dir, RECENTCHANGE)
+        out[ORDERS_TAG] | "StageOrders" >> StageRows(self.stage_dir, ORDERS)
+        out[DEAD_LETTER_TAG] | "StageDeadLetters" >> StageRows(self.stage_dir, DEAD_LETTERS)
+        (
+            out[RECENTCHANGE_TAG]
+            | "DemandPerMinute" >> DemandPerMinute(self.markets, self.default_market)
+            | "StageDemand" >> StageRows(self.stage_dir, DEMAND_MINUTE)
+        )
+        (
+            out[ORDERS_TAG]
+            | "OrdersPerMinute" >> OrdersPerMinute()
+            | "StageOrdersMinute" >> StageRows(self.stage_dir, ORDERS_MINUTE)
+        )
+        return out
