@@ -263,8 +263,8 @@ def orders_row(window_start: datetime, market: str, acc: tuple) -> dict[str, Any
         "picked_up": picked_up,
         "delivered": delivered,
         "cancelled": cancelled,
-        "gmv_placed": Decimal(gmv_placed) / CENTS,
-        "gmv_delivered": Decimal(gmv_delivered) / CENTS,
+        "gmv_placed": Decimal(gmv_placed).scaleb(-2),
+        "gmv_delivered": Decimal(gmv_delivered).scaleb(-2),
         "delivery_minutes_sum": minutes,
     }
 
