@@ -1,0 +1,45 @@
+"""Configuration resolves explicit > environment > .env > airlake.toml > defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from airlake.config import WIKIMEDIA_URL, ConfigError, load_settings
+
+
+def test_defaults_point_at_the_live_wikimedia_stream(tmp_path: Path):
+    s = load_settings(environ={}, cwd=tmp_path)
+    assert s.get("sources.recentchange.url") == WIKIMEDIA_URL
+    assert s.profile == "embedded"
+    assert s.state_dir == (tmp_path / ".airlake").resolve()
+    assert s.catalog_properties()["uri"] == f"sqlite:///{s.state_dir}/catalog.db"
+
+
+def test_precedence_and_types(tmp_path: Path):
+    (tmp_path / "airlake.toml").write_text(
+        '[pipeline]\ncommit_interval = 5.0\nmax_batch_events = 10\n[sources.orders]\nurl = "http://toml"\n'
+    )
+    (tmp_path / ".env").write_text(
+        "AIRLAKE__PIPELINE__COMMIT_INTERVAL=4\nAIRLAKE__SOURCES__ORDERS__URL='http://dotenv'\n"
+    )
+    env = {"AIRLAKE__PIPELINE__COMMIT_INTERVAL": "3.5"}
+    s = load_settings(environ=env, cwd=tmp_path)
+    assert s.get("pipeline.commit_interval") == 3.5  # environment over .env over file
+    assert s.get("sources.orders.url") == "http://dotenv"  # .env over file
+    assert s.get("pipeline.max_batch_events") == 10  # file over defaults
+    s = load_settings({"pipeline.commit_interval": 1.0}, environ=env, cwd=tmp_path)
+    assert s.get("pipeline.commit_interval") == 1.0  # explicit over everything
+
+
+def test_bad_values_and_files_are_clear_errors(tmp_path: Path):
+    with pytest.raises(ConfigError, match="AIRLAKE__PIPELINE__COMMIT_INTERVAL='fast' is not a float"):
+        load_settings(environ={"AIRLAKE__PIPELINE__COMMIT_INTERVAL": "fast"}, cwd=tmp_path)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(config_file=tmp_path / "missing.toml", environ={}, cwd=tmp_path)
+    (tmp_path / "airlake.toml").write_text("this is = = not toml")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(environ={}, cwd=tmp_path)
+    with pytest.raises(ConfigError, match="unknown profile 'nope'"):
+        load_settings({"profile": "nope"}, environ={}, cwd=tmp_path / "elsewhere").catalog_properties()
