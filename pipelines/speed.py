@@ -55,7 +55,7 @@ from pipelines.transforms import (
     read_staged,
     row_key,
 )
-from sources.normalize import is_canary
+from sources.normalize import is_canary, loads
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
@@ -456,8 +456,8 @@ class SpeedPipeline:
             for source, sse_id, received_at, data in events:
                 self.progress.read[source] = self.progress.read.get(source, 0) + 1
                 try:
-                    obj = json.loads(data)
-                except ValueError:
+                    obj = loads(data)
+                except (ValueError, RecursionError):
                     obj = None
                 if not isinstance(obj, dict):
                     obj = None

@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import orjson
+
 ORDER_EVENT_TYPES = frozenset({"placed", "accepted", "picked_up", "delivered", "cancelled"})
 CENT = Decimal("0.01")
 
@@ -21,13 +23,26 @@ class InvalidEvent(ValueError):
     """The event can't become a lake row; ``str(exc)`` is the reason stored with the dead letter."""
 
 
+def loads(data: str) -> Any:
+    """``json.loads``, several times faster: orjson first, the standard library for what orjson refuses (lone
+    surrogates), so that both accept the same documents (orjson reads integers beyond 64 bits as floats).
+
+    Raises:
+        ValueError: the text is not JSON (``json.JSONDecodeError``).
+    """
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
+
+
 def parse_json_object(data: str) -> dict[str, Any]:
     try:
-        obj = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        obj = loads(data)
+    except json.JSONDecodeError as exc:
         raise InvalidEvent(f"malformed JSON: {exc.msg} at char {exc.pos}") from exc
-    except RecursionError as exc:
-        raise InvalidEvent("malformed JSON: nested too deeply") from exc
+    except (RecursionError, UnicodeError) as exc:
+        raise InvalidEvent(f"malformed JSON: {exc}") from exc
     if not isinstance(obj, dict):
         raise InvalidEvent(f"not a JSON object but a {type(obj).__name__}")
     return obj
