@@ -73,6 +73,7 @@ AGGREGATE_KEYS = {
     ORDERS_MINUTE.identifier: ("window_start", "market"),
 }
 QUEUE_LIMIT = 100_000
+CHUNK_SIZE = 1_000  # envelopes per Beam element in the micro-batch graph
 
 
 class SeenKeys:
@@ -400,8 +401,8 @@ class SpeedPipeline:
             _ = (
                 p
                 | "Segments" >> beam.Create([str(segment)])
-                | "ReadSegment" >> ReadEnvelopes()
-                | "SpeedLayer" >> SpeedLayer(str(stage_dir), self.markets, self.default_market)
+                | "ReadSegment" >> ReadEnvelopes(chunk_size=CHUNK_SIZE)
+                | "SpeedLayer" >> SpeedLayer(str(stage_dir), self.markets, self.default_market, chunked=True)
             )
         self.progress.beam_seconds.append(time.perf_counter() - started)
         staged = StagedBatch(

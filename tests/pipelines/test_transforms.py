@@ -206,3 +206,35 @@ def test_minute_windows_early_on_time_and_late_firings(scenario: str, expected: 
     with streaming_pipeline() as p:
         out = p | stream | DemandPerMinute({}, "springfield", windows) | beam.Map(lambda r: r["events"])
         assert_that(out, equal_to(expected))
+
+
+@pytest.mark.parametrize("chunk_size", [1, 7, 1000])
+def test_chunked_speed_layer_stages_what_the_row_wise_one_does(tmp_path, chunk_size):
+    from lake.schemas import ALL_TABLES
+    from pipelines.transforms import ReadEnvelopes, SpeedLayer, read_staged
+
+    lines = RECORDING_2018.read_text().splitlines()[:300]
+    segment = tmp_path / "segment.jsonl"
+    bad = ['{"meta": {"id": "x"', json.dumps({"meta": {"id": "y"}, "wiki": "enwiki", "type": "edit"})]
+    segment.write_text(
+        "\n".join(envelope("recentchange", str(i), 1.0, line) for i, line in enumerate(lines + bad)) + "\n"
+    )
+    staged = {}
+    for chunked in (False, True):
+        stage = tmp_path / f"stage-{chunked}"
+        with TestPipeline() as p:
+            _ = (
+                p
+                | beam.Create([str(segment)])
+                | ReadEnvelopes(chunk_size=chunk_size if chunked else None)
+                | SpeedLayer(str(stage), {"wikidatawiki": "london"}, "springfield", chunked=chunked)
+            )
+        staged[chunked] = {t.identifier: read_staged(str(stage), t) for t in ALL_TABLES}
+    for name, table in staged[False].items():
+        other = staged[True][name]
+        keys = [f.name for f in table.schema if f.name in ("event_id", "dead_letter_id", "window_start", "wiki")]
+        order = [(k, "ascending") for k in keys]
+        assert table.sort_by(order).equals(other.sort_by(order)), name
+    assert staged[True]["raw.recentchange"].num_rows == 300
+    assert staged[True]["raw.dead_letters"].num_rows == 2
+    assert sum(staged[True]["speed.demand_minute"].column("events").to_pylist()) == 300
