@@ -545,9 +545,10 @@ class SpeedPipeline:
                 batch_started = time.monotonic()
                 now = time.monotonic()
                 if events:
-                    last_event = now
                     if not self.run_batch(events, positions):
                         break
+                    # Idle time counts from when the driver is free again, not from before a slow batch.
+                    now = last_event = time.monotonic()
                 failed = [r for r in readers if r.error is not None]
                 if failed:
                     raise RuntimeError(f"firehose reader {failed[0].spec.name} failed: {failed[0].error}")

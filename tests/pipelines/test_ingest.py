@@ -241,3 +241,34 @@ def test_rows_are_readable_while_the_firehose_is_still_open(tmp_path: Path):
     assert len(growing) >= 4, seen
     assert growing == sorted(growing) and growing[-1] > growing[0], seen
     assert growing[-1] < RECORDED  # the source (38 s at 100 events/s) was still open
+
+
+def test_order_events_land_exactly_once_with_their_minute_aggregates(tmp_path: Path):
+    from airlake.config import load_settings
+
+    state = tmp_path / "state"
+    fh = Firehose(
+        state, "orders", "--demand-file", str(RECORDING_2018), "--drop-every", "1000", log=tmp_path / "orders.log"
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not fh.stats()["/v2/stream/orders"]["log"]["finished"]:
+            assert time.monotonic() < deadline, "the order generator did not finish"
+            time.sleep(0.5)
+        served = fh.stats()["/v2/stream/orders"]["log"]["events"]
+        run = ingest(
+            state, tmp_path / "ingest.log", "--sources", "orders", "--orders-url", fh.url, "--stop-after-idle", "4"
+        )
+        assert run.wait(240) == 0, run.output()[-3000:]
+    finally:
+        fh.kill()
+    assert served > 1000
+    stats = lake_stats(state)
+    assert stats["raw.orders"]["rows"] == served
+    assert stats["raw.orders"]["distinct_ids"] == served
+    assert stats["raw.dead_letters"]["rows"] == 0
+    orders = load_catalog(load_settings({"state_dir": str(state)}, environ={})).load_table("raw.orders")
+    kinds = Counter(orders.scan(selected_fields=("event_type",)).to_arrow().column("event_type").to_pylist())
+    minutes = latest_firings(state, "speed.orders_minute", ("window_start", "market"))
+    for kind in ("placed", "accepted", "picked_up", "delivered", "cancelled"):
+        assert sum(r[kind] for r in minutes) == kinds[kind], kind
