@@ -31,8 +31,9 @@ from sources.firehose import (
 )
 from sources.sse import SseError, SseEvent, SseStream
 from sources.sse_server import BadRequest, EventLog, Faults, Pacing, SseServer, resume_offset
+from tests.conftest import SHARED_DATA
 
-WIKIMEDIA = Path("/work/shared/data/wikimedia")
+WIKIMEDIA = SHARED_DATA
 WIKIDATA_FILE = WIKIMEDIA / "recentchange-2018-03-07-wikidata.jsonl"
 MODERN_FILE = WIKIMEDIA / "recentchange-2026-modern-samples.jsonl"
 REPO = Path(__file__).resolve().parents[2]

@@ -38,9 +38,10 @@ from sources.orders import (
     poisson,
     read_demand_file,
 )
+from tests.conftest import MODERN_SAMPLES, RECORDING_2018
 
-WIKIDATA_FILE = Path("/work/shared/data/wikimedia/recentchange-2018-03-07-wikidata.jsonl")
-MODERN_FILE = Path("/work/shared/data/wikimedia/recentchange-2026-modern-samples.jsonl")
+WIKIDATA_FILE = RECORDING_2018
+MODERN_FILE = MODERN_SAMPLES
 MARKETS = {
     "default": "springfield",
     "wikis": {"enwiki": "new-york", "dewiki": "berlin", "wikidatawiki": "london", "commonswiki": "london"},
