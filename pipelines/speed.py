@@ -4,7 +4,8 @@ Beam 2.77's Python DirectRunner runs an unbounded source through its batch engin
 the source ends, so the local runner streams in micro-batches, as Spark's micro-batch streaming does
 (docs/streaming.md has the measurements):
 
-1. one reader thread per firehose keeps its SSE connection open and resumes with ``Last-Event-ID``;
+1. one reader process per firehose (:mod:`pipelines.readers`) keeps its SSE connection open, resumes with
+   ``Last-Event-ID``, and finds each event's id;
 2. every commit interval the driver takes what was read, drops events already seen (by event id), and spools
    the rest to a segment file;
 3. a bounded Beam pipeline of the runner-agnostic composites in :mod:`pipelines.transforms` normalizes the
@@ -21,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import queue
 import shutil
 import signal
 import threading
@@ -46,16 +46,8 @@ from lake.schemas import (
     RECENTCHANGE,
     TableDef,
 )
-from pipelines.transforms import (
-    ORDERS_SOURCE,
-    RECENTCHANGE_SOURCE,
-    SOURCES,
-    envelope,
-    event_key,
-    read_staged,
-    row_key,
-)
-from sources.normalize import is_canary, loads
+from pipelines.readers import ReaderProcess, SourceSpec, ready
+from pipelines.transforms import ORDERS_SOURCE, RECENTCHANGE_SOURCE, SOURCES, envelope, read_staged, row_key
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
@@ -72,7 +64,6 @@ AGGREGATE_KEYS = {
     DEMAND_MINUTE.identifier: ("window_start", "market", "wiki"),
     ORDERS_MINUTE.identifier: ("window_start", "market"),
 }
-QUEUE_LIMIT = 100_000
 CHUNK_SIZE = 1_000  # envelopes per Beam element in the micro-batch graph
 
 
@@ -100,60 +91,6 @@ class SeenKeys:
 
 
 @dataclass
-class SourceSpec:
-    name: str
-    url: str
-    user_agent: str
-    read_timeout: float = 60.0
-    connect_timeout: float = 10.0
-    backoff_initial: float = 0.5
-    backoff_max: float = 30.0
-
-
-class SourceReader(threading.Thread):
-    """Reads one firehose into the driver's queue; resumes by itself after any disconnect."""
-
-    def __init__(self, spec: SourceSpec, last_event_id: str | None, out: queue.Queue, stop: threading.Event):
-        super().__init__(name=f"reader-{spec.name}", daemon=True)
-        self.spec, self.last_event_id, self.out, self.stop = spec, last_event_id, out, stop
-        self.stream: Any = None
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        from sources.recentchange import is_canary as is_canary_sse
-        from sources.sse import SseStream
-
-        s = self.spec
-        self.stream = SseStream(
-            s.url,
-            last_event_id=self.last_event_id,
-            user_agent=s.user_agent,
-            read_timeout=s.read_timeout,
-            connect_timeout=s.connect_timeout,
-            backoff_initial=s.backoff_initial,
-            backoff_max=s.backoff_max,
-            drop=is_canary_sse if s.name == RECENTCHANGE_SOURCE else None,
-        )
-        try:
-            for event in self.stream:
-                while not self.stop.is_set():
-                    try:
-                        self.out.put((s.name, event.id, event.received_at, event.data), timeout=0.5)
-                        break
-                    except queue.Full:
-                        continue
-                if self.stop.is_set():
-                    break
-        except Exception as exc:  # noqa: BLE001 - reported by the driver, which stops
-            self.error = exc
-            log.error("reader %s failed: %s", s.name, exc)
-
-    def close(self) -> None:
-        if self.stream is not None:
-            self.stream.close()
-
-
-@dataclass
 class Progress:
     """Counters of a run, printed as it goes and returned at the end."""
 
@@ -162,7 +99,6 @@ class Progress:
     read: dict[str, int] = field(default_factory=lambda: {s: 0 for s in SOURCES})
     committed: dict[str, int] = field(default_factory=dict)
     duplicates: int = 0
-    canaries: int = 0
     dead_letters: int = 0
     late_dropped: int = 0
     lags: deque = field(default_factory=lambda: deque(maxlen=200_000))
@@ -185,7 +121,6 @@ class Progress:
             "committed_rows": dict(self.committed),
             "events_per_s": round(total / elapsed, 1) if elapsed > 0 else 0.0,
             "duplicates_dropped": self.duplicates,
-            "canaries_dropped": self.canaries,
             "dead_letters": self.dead_letters,
             "late_dropped": self.late_dropped,
             "lag_p50_s": pct(self.lags, 0.5),
@@ -290,7 +225,7 @@ class SpeedPipeline:
         self.progress_every = progress_every
         self.metrics_file = metrics_file
         self.stop = threading.Event()
-        self.queue: queue.Queue = queue.Queue(maxsize=QUEUE_LIMIT)
+        self.readers: list[ReaderProcess] = []
         self.progress = Progress()
         self.tables: dict[str, Table] = {}
         self.states = {t.identifier: MinuteState(t, self.lateness) for t in AGGREGATES.values()}
@@ -425,47 +360,31 @@ class SpeedPipeline:
         return FnApiRunner()
 
     def take(self, deadline: float) -> tuple[list[tuple], dict[str, str]]:
-        """Drains the queue until ``deadline`` or a full batch; returns the events and the positions reached."""
+        """Receives from the readers until ``deadline`` or a full batch; returns the events and positions reached."""
         events: list[tuple] = []
         positions = dict(self.positions)
         while len(events) < self.max_batch_events and not self.stop.is_set():
             timeout = deadline - time.monotonic()
             if timeout <= 0:
                 break
-            try:
-                item = self.queue.get(timeout=min(timeout, 0.2))
-            except queue.Empty:
-                continue
-            events.append(item)
-            if item[1] is not None:
-                positions[item[0]] = item[1]
-            while len(events) < self.max_batch_events:
-                try:
-                    item = self.queue.get_nowait()
-                except queue.Empty:
-                    break
-                events.append(item)
-                if item[1] is not None:
-                    positions[item[0]] = item[1]
+            for reader in ready(self.readers, min(timeout, 0.2)):
+                received = reader.receive()
+                events.extend(received)
+                for item in reversed(received):
+                    if item[1] is not None:
+                        positions[item[0]] = item[1]
+                        break
         return events, positions
 
     def spool_batch(self, events: list[tuple], segment: Path) -> tuple[int, list[float]]:
         """Writes the new events of a batch to ``segment``; returns how many and their receive times."""
         kept = 0
         received: list[float] = []
+        read = self.progress.read
         with segment.open("w", encoding="utf-8") as out:
-            for source, sse_id, received_at, data in events:
-                self.progress.read[source] = self.progress.read.get(source, 0) + 1
-                try:
-                    obj = loads(data)
-                except (ValueError, RecursionError):
-                    obj = None
-                if not isinstance(obj, dict):
-                    obj = None
-                elif source == RECENTCHANGE_SOURCE and is_canary(obj):
-                    self.progress.canaries += 1
-                    continue
-                if not self.seen.add(event_key(source, sse_id, data, obj)):
+            for source, sse_id, received_at, data, key in events:
+                read[source] = read.get(source, 0) + 1
+                if not self.seen.add(key):
                     self.progress.duplicates += 1
                     continue
                 out.write(envelope(source, sse_id, received_at, data) + "\n")
@@ -534,9 +453,7 @@ class SpeedPipeline:
     def run(self) -> dict[str, Any]:
         self.open_tables()
         self.recover()
-        readers = [SourceReader(s, self.positions.get(s.name), self.queue, self.stop) for s in self.sources]
-        for reader in readers:
-            reader.start()
+        self.readers = [ReaderProcess(s, self.positions.get(s.name)) for s in self.sources]
         started = last_event = last_report = batch_started = time.monotonic()
         try:
             while not self.stop.is_set():
@@ -549,7 +466,7 @@ class SpeedPipeline:
                         break
                     # Idle time counts from when the driver is free again, not from before a slow batch.
                     now = last_event = time.monotonic()
-                failed = [r for r in readers if r.error is not None]
+                failed = [r for r in self.readers if r.error is not None]
                 if failed:
                     raise RuntimeError(f"firehose reader {failed[0].spec.name} failed: {failed[0].error}")
                 if now - last_report >= self.progress_every:
@@ -562,7 +479,7 @@ class SpeedPipeline:
                     break
         finally:
             self.stop.set()
-            for reader in readers:
+            for reader in self.readers:
                 reader.close()
             self.report(final=True)
         return self.progress.summary()

@@ -13,7 +13,6 @@ Elements entering the pipeline are envelopes, one line each (see :func:`envelope
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import uuid
@@ -29,11 +28,21 @@ from apache_beam.transforms import trigger as triggers
 from apache_beam.transforms import window
 
 from lake.schemas import DEAD_LETTERS, DEMAND_MINUTE, ORDERS, ORDERS_MINUTE, RECENTCHANGE, TableDef
-from sources.normalize import InvalidEvent, is_canary, order_row, parse_json_object, recentchange_row
+from sources.normalize import (
+    ORDERS_SOURCE,
+    RECENTCHANGE_SOURCE,
+    SOURCES,
+    InvalidEvent,
+    event_key,
+    is_canary,
+    order_row,
+    parse_json_object,
+    recentchange_row,
+    row_key,
+)
 
-RECENTCHANGE_SOURCE = "recentchange"
-ORDERS_SOURCE = "orders"
-SOURCES = (RECENTCHANGE_SOURCE, ORDERS_SOURCE)
+__all__ = ["ORDERS_SOURCE", "RECENTCHANGE_SOURCE", "SOURCES", "event_key", "row_key"]
+
 
 # Tags of Normalize's outputs.
 RECENTCHANGE_TAG = "recentchange"
@@ -70,28 +79,6 @@ def open_envelope(line: str) -> tuple[str, str | None, float, str]:
     if kind != RAW_ENVELOPE:
         raise ValueError(f"unknown envelope kind {kind!r}")
     return source, None if sse_id == "\x00" else sse_id, float(received_at), data
-
-
-def event_key(source: str, sse_id: str | None, data: str, obj: dict[str, Any] | None) -> str:
-    """The key an event is deduplicated on: its own id when it has one, else a hash of where it came from.
-
-    The same key is the ``dead_letter_id`` of a dead letter, so a replayed bad event is not stored twice.
-    """
-    if obj is not None:
-        if source == RECENTCHANGE_SOURCE:
-            meta = obj.get("meta")
-            own = meta.get("id") if isinstance(meta, dict) else None
-        else:
-            own = obj.get("event_id")
-        if isinstance(own, str) and own:
-            return f"{source}:{own}"
-    digest = hashlib.sha256(f"{source}\x00{sse_id}\x00{data}".encode()).hexdigest()[:32]
-    return f"{source}:sha256:{digest}"
-
-
-def row_key(source: str, event_id: str) -> str:
-    """The :func:`event_key` of a row stored in a raw table under ``event_id``."""
-    return f"{source}:{event_id}"
 
 
 def dead_letter(

@@ -8,12 +8,17 @@ An event without what the lake needs raises :class:`InvalidEvent`; the pipeline 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import orjson
+
+RECENTCHANGE_SOURCE = "recentchange"
+ORDERS_SOURCE = "orders"
+SOURCES = (RECENTCHANGE_SOURCE, ORDERS_SOURCE)
 
 ORDER_EVENT_TYPES = frozenset({"placed", "accepted", "picked_up", "delivered", "cancelled"})
 CENT = Decimal("0.01")
@@ -196,3 +201,25 @@ def order_row(obj: dict[str, Any], *, raw: str, sse_id: str | None, ingested_at:
         "ingested_at": ingested_at,
         "raw_json": raw,
     }
+
+
+def event_key(source: str, sse_id: str | None, data: str, obj: dict[str, Any] | None) -> str:
+    """The key an event is deduplicated on: its own id when it has one, else a hash of where it came from.
+
+    The same key is the ``dead_letter_id`` of a dead letter, so a replayed bad event is not stored twice.
+    """
+    if obj is not None:
+        if source == RECENTCHANGE_SOURCE:
+            meta = obj.get("meta")
+            own = meta.get("id") if isinstance(meta, dict) else None
+        else:
+            own = obj.get("event_id")
+        if isinstance(own, str) and own:
+            return f"{source}:{own}"
+    digest = hashlib.sha256(f"{source}\x00{sse_id}\x00{data}".encode()).hexdigest()[:32]
+    return f"{source}:sha256:{digest}"
+
+
+def row_key(source: str, event_id: str) -> str:
+    """The :func:`event_key` of a row stored in a raw table under ``event_id``."""
+    return f"{source}:{event_id}"
