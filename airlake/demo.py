@@ -10,11 +10,10 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import requests
+from airlake.processes import wait_healthy
 
 if TYPE_CHECKING:
     from airlake.config import Settings
@@ -37,20 +36,6 @@ def _start(command: list[str], log: Path) -> subprocess.Popen:
     log.parent.mkdir(parents=True, exist_ok=True)
     handle = log.open("wb")
     return subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT)
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"airlake demo: {url} exited early; its log ({log}):\n{log.read_text()[-2000:]}")
-        try:
-            if requests.get(url, timeout=1).ok:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"airlake demo: {url} did not become healthy in {timeout:.0f} s (log: {log})")
 
 
 def main(args: argparse.Namespace, settings: Settings) -> int:
@@ -76,13 +61,13 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
             logs / "firehose-recentchange.log",
         )
         procs.append(rc)
-        _wait_healthy(f"http://{host}:{rc_port}/healthz", rc, logs / "firehose-recentchange.log")
+        wait_healthy(f"http://{host}:{rc_port}/healthz", rc, logs / "firehose-recentchange.log")
         orders = _start(
             [*base, "firehose", "orders", "--port", str(orders_port), "--demand-url", rc_url],
             logs / "firehose-orders.log",
         )
         procs.append(orders)
-        _wait_healthy(f"http://{host}:{orders_port}/healthz", orders, logs / "firehose-orders.log")
+        wait_healthy(f"http://{host}:{orders_port}/healthz", orders, logs / "firehose-orders.log")
         print(f"  recentchange firehose: {rc_url} ({args.rate:.0f} events/s, looping the recordings)")
         print(f"  order firehose:        {orders_url} (rate follows the demand)")
         print(f"  ingesting for {args.seconds:.0f} s into the {settings.profile} lake; progress every 5 s\n")
@@ -98,6 +83,9 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
         )
         speed.quiet_beam(args.verbose)
         summary = speed.build(settings, ns).run()
+    except RuntimeError as exc:
+        print(f"airlake demo: {exc}", file=sys.stderr)
+        return 1
     finally:
         for proc in procs:
             proc.terminate()

@@ -31,7 +31,6 @@ import json
 import os
 import platform
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -239,23 +238,18 @@ WORKERS: dict[str, Callable[[str, Path, float, Path], int]] = {"plain": plain_wo
 
 
 # ----- the harness --------------------------------------------------------------------------------------------
-def free_port() -> int:
-    """A free TCP port on the loopback interface."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def child_env(**extra: str) -> dict[str, str]:
-    """The environment of a contender: no AIRLAKE__ settings from the caller's shell leak in."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRLAKE__")}
-    return env | {"PYTHONUNBUFFERED": "1"} | extra
+    from airlake.processes import clean_env
+
+    return clean_env(**extra)
 
 
 class Firehose:
     """A fresh ``airlake firehose serve`` on a free loopback port (so every contender reads from offset 0)."""
 
     def __init__(self, workdir: Path, *, rate: float | None, source: Path | None):
+        from airlake.processes import free_port, wait_healthy
+
         self.port = free_port()
         args = ["--rate", f"{rate:g}"] if rate else ["--max"]
         args += ["--source", str(source)] if source else ["--loop"]
@@ -263,15 +257,11 @@ class Firehose:
         cmd += ["firehose", "serve", "--host", "127.0.0.1", "--port", str(self.port), *args]
         self.log = (workdir / "firehose.log").open("wb")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, cwd=REPO, env=child_env())
-        deadline = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(OSError), urllib.request.urlopen(self.base + "/healthz", timeout=1) as r:
-                if r.status == 200:
-                    return
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"the firehose did not start; see {workdir / 'firehose.log'}")
-            time.sleep(0.2)
+        try:
+            wait_healthy(self.base + "/healthz", self.proc, workdir / "firehose.log")
+        except RuntimeError:
+            self.stop()
+            raise
 
     @property
     def base(self) -> str:

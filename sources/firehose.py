@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sources.sse_server import Faults, Pacing, SseServer
+from sources.sse_server import Faults, SseServer, add_pacing_arguments, pacing_from_args
 
 logger = logging.getLogger(__name__)
 
@@ -473,15 +473,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a .jsonl recording or a directory of them; repeat for several "
         "(default: firehose.source, else every recording in shared/data/wikimedia/)",
     )
-    speed = parser.add_mutually_exclusive_group()
-    speed.add_argument(
-        "--rate",
-        type=_non_negative_float,
-        metavar="EVENTS_PER_S",
-        help=f"events per second per connection (default {DEFAULT_RATE:g}); 0 is the same as --max",
-    )
-    speed.add_argument("--speedup", type=float, metavar="N", help="follow the recorded times (meta.dt) sped up N times")
-    speed.add_argument("--max", action="store_true", help="send as fast as possible")
+    add_pacing_arguments(parser, default=f"default {DEFAULT_RATE:g}", times="the recorded times (meta.dt)")
     parser.add_argument(
         "--loop",
         action="store_true",
@@ -533,17 +525,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def pacing_from_args(args: argparse.Namespace) -> Pacing:
-    """The pacing chosen by ``--rate``, ``--speedup`` or ``--max`` (default :data:`DEFAULT_RATE` events/s)."""
-    if args.max or args.rate == 0:
-        return Pacing()
-    if args.speedup is not None:
-        if args.speedup <= 0:
-            raise SourceError("--speedup must be > 0")
-        return Pacing(speedup=args.speedup)
-    return Pacing(rate=args.rate if args.rate is not None else DEFAULT_RATE)
-
-
 def main(args: argparse.Namespace, settings: Any) -> int:
     """Runs ``airlake firehose serve`` until Ctrl-C or SIGTERM.
 
@@ -558,7 +539,7 @@ def main(args: argparse.Namespace, settings: Any) -> int:
     port = args.port if args.port is not None else int(settings.get("firehose.recentchange_port", 8090))
     sources = args.source or settings.get("firehose.source") or None
     try:
-        pacing = pacing_from_args(args)
+        pacing = pacing_from_args(args, DEFAULT_RATE)
         log = build_log(
             sources,
             loop=args.loop,
@@ -566,7 +547,7 @@ def main(args: argparse.Namespace, settings: Any) -> int:
             incomplete_every=args.incomplete_every,
             duplicate_every=args.duplicate_every,
         )
-    except SourceError as exc:
+    except ValueError as exc:  # SourceError too
         print(f"airlake firehose: {exc}", flush=True)
         return 2
     faults = Faults(drop_every=args.drop_every, stall_every=args.stall_every, stall_seconds=args.stall_seconds)

@@ -69,6 +69,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sources.sse_server import Pacing, add_pacing_arguments
+from sources.sse_server import pacing_from_args as sse_pacing_from_args
+
 logger = logging.getLogger(__name__)
 
 TOPIC = "airlake.orders"
@@ -1173,12 +1176,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--orders-per-edit", type=float, metavar="X", help="mean orders per demand event (firehose.orders_per_edit)"
     )
-    speed = parser.add_mutually_exclusive_group()
-    speed.add_argument(
-        "--rate", type=float, metavar="EVENTS_PER_S", help="events per second per connection; 0 is --max"
-    )
-    speed.add_argument("--speedup", type=float, metavar="N", help="follow the event times sped up N times")
-    speed.add_argument("--max", action="store_true", help="send as fast as the orders are generated (the default)")
+    add_pacing_arguments(parser, default="default: as fast as the orders are generated", times="the event times")
     parser.add_argument(
         "--drop-every",
         type=int,
@@ -1195,23 +1193,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def pacing_from_args(args: argparse.Namespace) -> Any:
-    """The :class:`Pacing` chosen by ``--rate``, ``--speedup`` or ``--max`` (default: no pacing).
-
-    Raises:
-        ValueError: a negative rate or a speedup that is not positive.
-    """
-    from sources.sse_server import Pacing
-
-    if args.rate is not None and args.rate < 0:
-        raise ValueError("--rate must be >= 0")
-    if args.speedup is not None:
-        if args.speedup <= 0:
-            raise ValueError("--speedup must be > 0")
-        return Pacing(speedup=args.speedup)
-    if args.max or not args.rate:
-        return Pacing()
-    return Pacing(rate=args.rate)
+def pacing_from_args(args: argparse.Namespace) -> Pacing:
+    """The pacing of ``airlake firehose orders``: none unless ``--rate`` or ``--speedup`` asks for it."""
+    return sse_pacing_from_args(args, None)
 
 
 def main(args: argparse.Namespace, settings: Any) -> int:

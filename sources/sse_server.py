@@ -22,6 +22,7 @@ Fault injection (:class:`Faults`) and pacing (:class:`Pacing`) apply per connect
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import logging
@@ -447,3 +448,36 @@ class SseServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def add_pacing_arguments(parser: argparse.ArgumentParser, *, default: str, times: str) -> None:
+    """The mutually exclusive ``--rate``, ``--speedup`` and ``--max`` flags of a firehose command.
+
+    Args:
+        parser: the command's parser.
+        default: what happens without any of them, for the help text.
+        times: which event times ``--speedup`` follows, for the help text.
+    """
+    speed = parser.add_mutually_exclusive_group()
+    speed.add_argument(
+        "--rate", type=float, metavar="EVENTS_PER_S", help=f"events per second per connection; 0 is --max ({default})"
+    )
+    speed.add_argument("--speedup", type=float, metavar="N", help=f"follow {times} sped up N times")
+    speed.add_argument("--max", action="store_true", help="send as fast as possible")
+
+
+def pacing_from_args(args: argparse.Namespace, default_rate: float | None) -> Pacing:
+    """The :class:`Pacing` chosen by :func:`add_pacing_arguments` flags; ``default_rate`` None means no pacing.
+
+    Raises:
+        ValueError: a negative rate or a speedup that is not positive.
+    """
+    if args.rate is not None and args.rate < 0:
+        raise ValueError("--rate must be >= 0")
+    if args.max or args.rate == 0:
+        return Pacing()
+    if args.speedup is not None:
+        if args.speedup <= 0:
+            raise ValueError("--speedup must be > 0")
+        return Pacing(speedup=args.speedup)
+    return Pacing(rate=args.rate if args.rate is not None else default_rate)

@@ -3,32 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import requests
 
+from airlake.processes import clean_env, free_port, wait_healthy
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def airlake_command(state_dir: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "airlake", "--state-dir", str(state_dir), *args]
-
-
-def env() -> dict[str, str]:
-    """The test environment: no AIRLAKE__ settings leak in from the developer's shell."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("AIRLAKE__")} | {"PYTHONUNBUFFERED": "1"}
 
 
 class Process:
@@ -37,7 +25,9 @@ class Process:
     def __init__(self, args: Sequence[str], log: Path):
         self.log = log
         self.handle = log.open("wb")
-        self.proc = subprocess.Popen(list(args), stdout=self.handle, stderr=subprocess.STDOUT, cwd=REPO, env=env())
+        self.proc = subprocess.Popen(
+            list(args), stdout=self.handle, stderr=subprocess.STDOUT, cwd=REPO, env=clean_env()
+        )
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -63,17 +53,11 @@ class Firehose(Process):
         self.port = free_port()
         super().__init__(airlake_command(state_dir, "firehose", kind, "--port", str(self.port), *args), log)
         self.path = "/v2/stream/recentchange" if kind == "serve" else "/v2/stream/orders"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(self.base + "/healthz", timeout=1).ok:
-                    return
-            except requests.RequestException:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.kill()
-                raise AssertionError(f"firehose did not start:\n{self.output()[-3000:]}")
-            time.sleep(0.2)
+        try:
+            wait_healthy(self.base + "/healthz", self.proc, log)
+        except RuntimeError as exc:
+            self.kill()
+            raise AssertionError(f"firehose did not start: {exc}") from exc
 
     @property
     def base(self) -> str:
@@ -91,7 +75,7 @@ def lake_stats(state_dir: Path) -> dict:
     out = subprocess.run(
         airlake_command(state_dir, "lake", "stats", "--json"),
         cwd=REPO,
-        env=env(),
+        env=clean_env(),
         capture_output=True,
         text=True,
         timeout=120,

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.procs import REPO, env
+from airlake.processes import clean_env
+from tests.procs import REPO
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +23,7 @@ def test_quick_benchmark_reports_every_figure_and_lands_every_event(tmp_path: Pa
         [sys.executable, "-m", "bench.ingest", "--quick", "--events", str(EVENTS)]
         + ["--contenders", "airlake,plain", "--out", str(out)],
         cwd=REPO,
-        env=env(),
+        env=clean_env(),
         capture_output=True,
         text=True,
         timeout=180,
