@@ -27,6 +27,11 @@ COMMANDS: dict[tuple[str | None, str], tuple[str, str]] = {
     ("lake", "stats"): ("lake.stats", "print per-table statistics"),
     ("lake", "init"): ("lake.tables", "create the namespaces and tables"),
     (None, "demo"): ("airlake.demo", "run the end-to-end demo on the configured profile"),
+    ("stack", "install"): ("stack.install", "download and build the native stack's components into the cache"),
+    ("stack", "up"): ("stack.up", "start the native stack under supervisord and wait until it is healthy"),
+    ("stack", "down"): ("stack.down", "stop the native stack's supervisord and its services"),
+    ("stack", "status"): ("stack.status", "print each service of the native stack, its port, pid and health"),
+    ("stack", "logs"): ("stack.logs", "print the tail of a service's log"),
 }
 
 GLOBAL_OPTIONS_WITH_VALUE = ("--config", "--profile", "--state-dir")
@@ -34,6 +39,7 @@ GLOBAL_OPTIONS_WITH_VALUE = ("--config", "--profile", "--state-dir")
 GROUP_HELP = {
     "firehose": "local SSE firehoses",
     "lake": "the Iceberg tables",
+    "stack": "the native server stack (PostgreSQL, SeaweedFS S3, FerretDB, Trino, Superset)",
 }
 
 

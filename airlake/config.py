@@ -9,13 +9,16 @@ Every setting has a key path such as ``sources.recentchange.url``. A value is ta
 4. the TOML settings file (``airlake.toml`` in the working directory, or the file named by ``AIRLAKE_CONFIG``);
 5. the defaults in :data:`DEFAULTS`.
 
-Values inside a profile's catalog properties may use ``{state_dir}``, replaced by the resolved state directory.
+Values inside a profile's catalog properties may use ``{state_dir}``, replaced by the resolved state directory,
+and ``{key.path}`` placeholders of other settings (``{stack.postgres.port}``), so that the ``local`` and ``compose``
+profiles follow the stack's ports and the credentials that ``airlake stack up`` generates into ``.env``.
 """
 
 from __future__ import annotations
 
 import copy
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -85,6 +88,45 @@ DEFAULTS: dict[str, Any] = {
         "expire_snapshots_every": 50,
         "keep_snapshots": 20,
     },
+    "stack": {
+        # Downloads and builds, shared by checkouts; runtime state lives in {state_dir}/stack.
+        "cache_dir": "~/.cache/airlake",
+        "host": "127.0.0.1",
+        "up_timeout": 300.0,
+        "postgres": {
+            "port": 15432,
+            "user": "airlake",
+            "password": "",  # secret: generated into .env by `airlake stack up`
+            "catalog_db": "iceberg_catalog",
+            "superset_user": "superset",
+            "superset_password": "",  # secret
+            "superset_db": "superset",
+        },
+        "s3": {
+            "region": "us-east-1",
+            "bucket": "airlake",
+            "access_key": "",  # secret
+            "secret_key": "",  # secret
+        },
+        "seaweedfs": {
+            "version": "4.48",
+            "s3_port": 8333,
+            "master_port": 19333,
+            "volume_port": 19340,
+            "filer_port": 18888,
+            "admin_port": 23646,
+        },
+        "ferretdb": {"version": "1.24.0", "port": 27017},
+        "trino": {"version": "476", "port": 8080, "heap": "2G", "java_home": ""},
+        "superset": {
+            "version": "6.1.0",
+            "port": 8088,
+            "workers": 2,
+            "admin_user": "admin",
+            "admin_password": "",  # secret
+            "secret_key": "",  # secret
+        },
+    },
     "profiles": {
         "embedded": {
             "catalog": {
@@ -93,8 +135,34 @@ DEFAULTS: dict[str, Any] = {
                 "warehouse": "file://{state_dir}/warehouse",
             },
         },
+        "local": {
+            "catalog": {
+                "type": "sql",
+                "uri": "postgresql+psycopg2://{stack.postgres.user}:{stack.postgres.password}"
+                "@{stack.host}:{stack.postgres.port}/{stack.postgres.catalog_db}",
+                "warehouse": "s3://{stack.s3.bucket}/warehouse",
+                "s3.endpoint": "http://{stack.host}:{stack.seaweedfs.s3_port}",
+                "s3.region": "{stack.s3.region}",
+                "s3.access-key-id": "{stack.s3.access_key}",
+                "s3.secret-access-key": "{stack.s3.secret_key}",
+            },
+        },
+        "compose": {
+            "catalog": {
+                "type": "sql",
+                "uri": "postgresql+psycopg2://{stack.postgres.user}:{stack.postgres.password}"
+                "@postgres:5432/{stack.postgres.catalog_db}",
+                "warehouse": "s3://{stack.s3.bucket}/warehouse",
+                "s3.endpoint": "http://seaweedfs:8333",
+                "s3.region": "{stack.s3.region}",
+                "s3.access-key-id": "{stack.s3.access_key}",
+                "s3.secret-access-key": "{stack.s3.secret_key}",
+            },
+        },
     },
 }
+
+_PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*(?:\.[a-z0-9_]+)*)\}")
 
 
 class ConfigError(ValueError):
@@ -186,7 +254,21 @@ class Settings:
             known = ", ".join(sorted(self.get("profiles", {}))) or "none"
             raise ConfigError(f"unknown profile {name!r} (known profiles: {known})")
         state = str(self.state_dir)
-        return {k: str(v).replace("{state_dir}", state) for k, v in props.items()}
+
+        def fill(match: re.Match[str]) -> str:
+            key = match.group(1)
+            if key == "state_dir":
+                return state
+            value = self.get(key)
+            if value is None or isinstance(value, Mapping):
+                raise ConfigError(f"profile {name!r} refers to {{{key}}}, which is not a setting")
+            if value == "":
+                raise ConfigError(
+                    f"setting {key} is not set (set it as {_env_name(key)}; `airlake stack up` generates it)"
+                )
+            return str(value)
+
+        return {k: _PLACEHOLDER.sub(fill, str(v)) for k, v in props.items()}
 
 
 def load_settings(
