@@ -22,12 +22,11 @@ def airlake_command(state_dir: Path, *args: str) -> list[str]:
 class Process:
     """A started airlake command with its output in a log file."""
 
-    def __init__(self, args: Sequence[str], log: Path):
+    def __init__(self, args: Sequence[str], log: Path, *, cwd: Path = REPO, env: dict[str, str] | None = None):
         self.log = log
         self.handle = log.open("wb")
-        self.proc = subprocess.Popen(
-            list(args), stdout=self.handle, stderr=subprocess.STDOUT, cwd=REPO, env=clean_env()
-        )
+        env = clean_env() if env is None else env
+        self.proc = subprocess.Popen(list(args), stdout=self.handle, stderr=subprocess.STDOUT, cwd=cwd, env=env)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
