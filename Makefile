@@ -16,7 +16,7 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/airlake demo
+	$(BIN)/airlake --profile local demo
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,8 +1,11 @@
 """``airlake demo`` (``make demo``): both local firehoses into the lake, with live progress, then the figures.
 
-It starts the recentchange replay firehose (looping, with times rebased to now) and the order firehose that
-follows its demand, runs the speed pipeline for a bounded time, and prints the table statistics and the few
-lines of pyiceberg a data scientist needs to read the data.
+On the ``local`` profile (what ``make demo`` uses) it first installs and starts the server stack (``airlake stack
+install`` and ``up``: PostgreSQL catalog, S3 store, FerretDB, Trino, Superset) and, while ingesting, prints the
+live row counts as Trino sees them. On ``embedded`` it needs no servers. Either way it starts the recentchange
+replay firehose (looping, with times rebased to now) and the order firehose that follows its demand, runs the
+speed pipeline for a bounded time, and prints the table statistics, how to read the data with pyiceberg and, on
+``local``, the Superset URL and login.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,7 +24,7 @@ if TYPE_CHECKING:
 
 READ_SNIPPET = """\
 from catalog import load_catalog          # run inside the project's virtual environment
-catalog = load_catalog()                  # the profile and state directory of airlake.toml / AIRLAKE__*
+catalog = load_catalog(profile="{profile}")  # state directory and credentials from airlake.toml, .env, AIRLAKE__*
 orders = catalog.load_table("raw.orders").scan().to_pandas()
 demand = catalog.load_table("speed.demand_minute").scan().to_arrow()
 """
@@ -29,13 +33,56 @@ demand = catalog.load_table("speed.demand_minute").scan().to_arrow()
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=45.0, help="how long to ingest (default: %(default)s)")
     parser.add_argument("--rate", type=float, default=300.0, help="recentchange events/s (default: %(default)s)")
-    parser.add_argument("--fresh", action="store_true", help="start from empty tables (deletes the demo state)")
+    parser.add_argument(
+        "--fresh", action="store_true", help="embedded profile: start from empty tables (deletes the demo state)"
+    )
 
 
 def _start(command: list[str], log: Path) -> subprocess.Popen:
     log.parent.mkdir(parents=True, exist_ok=True)
     handle = log.open("wb")
     return subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT)
+
+
+def _stack_up(settings: Settings, args: argparse.Namespace) -> Settings:
+    """Installs and starts the server stack through its own commands; returns the settings with its credentials."""
+    from airlake.config import load_settings
+
+    base = [sys.executable, "-m", "airlake", "--profile", settings.profile, "--state-dir", str(settings.state_dir)]
+    if args.config:
+        base += ["--config", args.config]
+    for step in ("install", "up"):
+        print(f"$ airlake stack {step}", flush=True)
+        if subprocess.run([*base, "stack", step]).returncode != 0:
+            raise SystemExit(f"airlake demo: airlake stack {step} failed (see above); `airlake stack logs` may help")
+    return load_settings({"profile": settings.profile, "state_dir": str(settings.state_dir)}, config_file=args.config)
+
+
+class TrinoCounts(threading.Thread):
+    """Prints the row counts of the raw tables as Trino sees them, every few seconds, while the demo ingests."""
+
+    SQL = (
+        "SELECT (SELECT count(*) FROM iceberg.raw.recentchange), (SELECT count(*) FROM iceberg.raw.orders),"
+        " (SELECT count(*) FROM iceberg.raw.dead_letters)"
+    )
+
+    def __init__(self, settings: Settings, every: float = 5.0):
+        super().__init__(name="trino-counts", daemon=True)
+        self.settings, self.every, self.stop = settings, every, threading.Event()
+
+    def run(self) -> None:
+        from stack.health import trino_query
+        from stack.layout import Layout
+
+        layout = Layout.from_settings(self.settings)
+        while not self.stop.wait(self.every):
+            try:
+                [[recentchange, orders, dead]] = trino_query(layout, self.SQL, timeout=10)
+                print(
+                    f"trino:  raw.recentchange={recentchange} raw.orders={orders} raw.dead_letters={dead}", flush=True
+                )
+            except Exception as exc:  # noqa: BLE001 - the tables appear with the first commit
+                print(f"trino:  {str(exc).splitlines()[0][:120]}", flush=True)
 
 
 def main(args: argparse.Namespace, settings: Settings) -> int:
@@ -45,8 +92,11 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
     from pipelines import speed
 
     state = settings.state_dir
-    if args.fresh:
+    local = settings.profile != "embedded"
+    if args.fresh and not local:
         shutil.rmtree(state, ignore_errors=True)
+    if local:
+        settings = _stack_up(settings, args)
     logs = state / "logs"
     host = settings.get("firehose.host")
     rc_port, orders_port = int(settings.get("firehose.recentchange_port")), int(settings.get("firehose.orders_port"))
@@ -55,6 +105,7 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
     orders_url = f"http://{host}:{orders_port}/v2/stream/orders"
     print(f"airlake demo: profile {settings.profile}, state in {state}")
     procs: list[subprocess.Popen] = []
+    counts: TrinoCounts | None = None
     try:
         rc = _start(
             [*base, "firehose", "serve", "--port", str(rc_port), "--loop", "--rate", str(args.rate)],
@@ -82,11 +133,17 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
             beam_args=[],
         )
         speed.quiet_beam(args.verbose)
-        summary = speed.build(settings, ns).run()
+        pipeline = speed.build(settings, ns)
+        if local:
+            counts = TrinoCounts(settings)
+            counts.start()
+        summary = pipeline.run()
     except RuntimeError as exc:
         print(f"airlake demo: {exc}", file=sys.stderr)
         return 1
     finally:
+        if counts is not None:
+            counts.stop.set()
         for proc in procs:
             proc.terminate()
         for proc in procs:
@@ -101,6 +158,14 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
         f"\nRun: {summary['events_per_s']} events/s read, lag p50 {summary['lag_p50_s']} s, p95 {summary['lag_p95_s']} s,"
         f" dead letters {summary['dead_letters']}, duplicates dropped {summary['duplicates_dropped']}"
     )
-    print(f"\nRead the data with pyiceberg:\n\n{READ_SNIPPET}")
-    print(f"Or from the shell: airlake --state-dir {state} lake stats --json")
+    print("\nRead the data with pyiceberg:\n\n" + READ_SNIPPET.format(profile=settings.profile))
+    print(f"Or from the shell: airlake --profile {settings.profile} --state-dir {state} lake stats --json")
+    if local:
+        host = settings.require("stack.host")
+        print(
+            f"\nTrino:    http://{host}:{settings.require('stack.trino.port')}  (catalog iceberg: raw.*, speed.*)"
+            f"\nSuperset: http://{host}:{settings.require('stack.superset.port')}"
+            f"  login {settings.require('stack.superset.admin_user')} / {settings.require('stack.superset.admin_password')}"
+            "\nThe stack keeps running: `airlake stack status`, `airlake stack down`."
+        )
     return 0
