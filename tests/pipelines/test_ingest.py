@@ -23,11 +23,22 @@ def ingest(state: Path, log: Path, *args: str) -> Process:
     return Process(airlake_command(state, "ingest", *args), log)
 
 
-def latest_firings(state: Path, table: str, keys: tuple[str, ...]) -> list[dict]:
-    """The value of each key of a speed table: its latest firing."""
+def catalog_of(state: Path):
+    """The embedded catalog of a test's state directory, as the pipeline sees it."""
     from airlake.config import load_settings
 
-    rows = load_catalog(load_settings({"state_dir": str(state)}, environ={})).load_table(table).scan().to_arrow()
+    return load_catalog(load_settings({"state_dir": str(state), "profile": "embedded"}, environ={}))
+
+
+def ingest_until_idle(state: Path, log: Path, source: str, url: str, *args: str, idle: float = 4) -> None:
+    """Runs ``airlake ingest`` of one source until it has been idle ``idle`` seconds; it must exit 0."""
+    run = ingest(state, log, "--sources", source, f"--{source}-url", url, "--stop-after-idle", str(idle), *args)
+    assert run.wait(300) == 0, run.output()[-3000:]
+
+
+def latest_firings(state: Path, table: str, keys: tuple[str, ...]) -> list[dict]:
+    """The value of each key of a speed table: its latest firing."""
+    rows = catalog_of(state).load_table(table).scan().to_arrow()
     latest: dict[tuple, dict] = {}
     for row in rows.to_pylist():
         key = tuple(row[k] for k in keys)
@@ -44,17 +55,7 @@ def test_replay_of_the_2018_recording_lands_exactly_once(tmp_path: Path):
     state = tmp_path / "state"
     fh = Firehose(state, "serve", "--max", "--source", str(RECORDING_2018), log=tmp_path / "firehose.log")
     try:
-        run = ingest(
-            state,
-            tmp_path / "ingest.log",
-            "--sources",
-            "recentchange",
-            "--recentchange-url",
-            fh.url,
-            "--stop-after-idle",
-            "4",
-        )
-        assert run.wait(240) == 0, run.output()[-3000:]
+        ingest_until_idle(state, tmp_path / "ingest.log", "recentchange", fh.url, idle=4)
     finally:
         fh.kill()
     stats = lake_stats(state)
@@ -71,22 +72,10 @@ def test_modern_samples_parse_into_typed_rows(tmp_path: Path):
     state = tmp_path / "state"
     fh = Firehose(state, "serve", "--max", "--source", str(MODERN_SAMPLES), log=tmp_path / "firehose.log")
     try:
-        run = ingest(
-            state,
-            tmp_path / "ingest.log",
-            "--sources",
-            "recentchange",
-            "--recentchange-url",
-            fh.url,
-            "--stop-after-idle",
-            "3",
-        )
-        assert run.wait(240) == 0, run.output()[-3000:]
+        ingest_until_idle(state, tmp_path / "ingest.log", "recentchange", fh.url, idle=3)
     finally:
         fh.kill()
-    from airlake.config import load_settings
-
-    table = load_catalog(load_settings({"state_dir": str(state)}, environ={})).load_table("raw.recentchange")
+    table = catalog_of(state).load_table("raw.recentchange")
     rows = {r["wiki"]: r for r in table.scan().to_arrow().to_pylist()}
     assert set(rows) == {"enwiki", "commonswiki"}
     assert rows["enwiki"]["schema_uri"] == "/mediawiki/recentchange/1.0.0"
@@ -129,19 +118,9 @@ def test_kill_9_at_random_moments_with_dropped_connections_loses_and_repeats_not
             assert run.proc.poll() is None, run.output()[-3000:]
             run.kill()  # SIGKILL: no chance to finish the batch
             kills += 1
-        final = ingest(
-            state,
-            tmp_path / "ingest-final.log",
-            "--sources",
-            "recentchange",
-            "--recentchange-url",
-            fh.url,
-            "--commit-interval",
-            "1",
-            "--stop-after-idle",
-            "5",
+        ingest_until_idle(
+            state, tmp_path / "ingest-final.log", "recentchange", fh.url, "--commit-interval", "1", idle=5
         )
-        assert final.wait(300) == 0, final.output()[-3000:]
         assert fh.stats()["/v2/stream/recentchange"]["drops"] > 0
     finally:
         fh.kill()
@@ -149,9 +128,7 @@ def test_kill_9_at_random_moments_with_dropped_connections_loses_and_repeats_not
     stats = lake_stats(state)
     assert stats["raw.recentchange"]["rows"] == RECORDED, f"seed {seed}"
     assert stats["raw.recentchange"]["distinct_ids"] == RECORDED, f"seed {seed}"
-    from airlake.config import load_settings
-
-    table = load_catalog(load_settings({"state_dir": str(state)}, environ={})).load_table("raw.recentchange")
+    table = catalog_of(state).load_table("raw.recentchange")
     assert set(table.scan(selected_fields=("event_id",)).to_arrow().column("event_id").to_pylist()) == recorded_ids(
         RECORDING_2018
     )
@@ -179,17 +156,7 @@ def test_malformed_incomplete_and_duplicated_events(tmp_path: Path):
     )
     try:
         injected = fh.stats()["/v2/stream/recentchange"]["log"]["faults_injected"]
-        run = ingest(
-            state,
-            tmp_path / "ingest.log",
-            "--sources",
-            "recentchange",
-            "--recentchange-url",
-            fh.url,
-            "--stop-after-idle",
-            "4",
-        )
-        assert run.wait(240) == 0, run.output()[-3000:]
+        ingest_until_idle(state, tmp_path / "ingest.log", "recentchange", fh.url, idle=4)
     finally:
         fh.kill()
     assert injected == {"malformed": RECORDED // 100, "incomplete": RECORDED // 250, "duplicate": RECORDED // 50}
@@ -198,17 +165,13 @@ def test_malformed_incomplete_and_duplicated_events(tmp_path: Path):
     assert stats["raw.recentchange"]["distinct_ids"] == RECORDED
     assert stats["raw.dead_letters"]["rows"] == injected["malformed"] + injected["incomplete"]
     assert stats["raw.dead_letters"]["distinct_ids"] == injected["malformed"] + injected["incomplete"]
-    from airlake.config import load_settings
-
-    letters = load_catalog(load_settings({"state_dir": str(state)}, environ={})).load_table("raw.dead_letters")
+    letters = catalog_of(state).load_table("raw.dead_letters")
     reasons = Counter(r.split(":")[0] for r in letters.scan().to_arrow().column("error").to_pylist())
     assert reasons == {"malformed JSON": injected["malformed"], "missing field meta.dt": injected["incomplete"]}
 
 
 def test_rows_are_readable_while_the_firehose_is_still_open(tmp_path: Path):
     """Genuinely continuous: committed rows show up every commit interval, long before the source ends."""
-    from airlake.config import load_settings
-
     state = tmp_path / "state"
     fh = Firehose(state, "serve", "--rate", "100", "--source", str(RECORDING_2018), log=tmp_path / "firehose.log")
     run = ingest(
@@ -223,7 +186,7 @@ def test_rows_are_readable_while_the_firehose_is_still_open(tmp_path: Path):
     )
     seen: list[int] = []
     try:
-        catalog = load_catalog(load_settings({"state_dir": str(state)}, environ={}))
+        catalog = catalog_of(state)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and len([c for c in seen if c > 0]) < 4:
             time.sleep(1.5)
@@ -244,8 +207,6 @@ def test_rows_are_readable_while_the_firehose_is_still_open(tmp_path: Path):
 
 
 def test_order_events_land_exactly_once_with_their_minute_aggregates(tmp_path: Path):
-    from airlake.config import load_settings
-
     state = tmp_path / "state"
     fh = Firehose(
         state, "orders", "--demand-file", str(RECORDING_2018), "--drop-every", "1000", log=tmp_path / "orders.log"
@@ -256,10 +217,7 @@ def test_order_events_land_exactly_once_with_their_minute_aggregates(tmp_path: P
             assert time.monotonic() < deadline, "the order generator did not finish"
             time.sleep(0.5)
         served = fh.stats()["/v2/stream/orders"]["log"]["events"]
-        run = ingest(
-            state, tmp_path / "ingest.log", "--sources", "orders", "--orders-url", fh.url, "--stop-after-idle", "4"
-        )
-        assert run.wait(240) == 0, run.output()[-3000:]
+        ingest_until_idle(state, tmp_path / "ingest.log", "orders", fh.url, idle=4)
     finally:
         fh.kill()
     assert served > 1000
@@ -267,7 +225,7 @@ def test_order_events_land_exactly_once_with_their_minute_aggregates(tmp_path: P
     assert stats["raw.orders"]["rows"] == served
     assert stats["raw.orders"]["distinct_ids"] == served
     assert stats["raw.dead_letters"]["rows"] == 0
-    orders = load_catalog(load_settings({"state_dir": str(state)}, environ={})).load_table("raw.orders")
+    orders = catalog_of(state).load_table("raw.orders")
     kinds = Counter(orders.scan(selected_fields=("event_type",)).to_arrow().column("event_type").to_pylist())
     minutes = latest_firings(state, "speed.orders_minute", ("window_start", "market"))
     for kind in ("placed", "accepted", "picked_up", "delivered", "cancelled"):
