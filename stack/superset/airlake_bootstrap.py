@@ -15,19 +15,17 @@ def main() -> None:
     password = os.environ["AIRLAKE_SUPERSET_ADMIN_PASSWORD"]
     trino_uri = os.environ["AIRLAKE_SUPERSET_TRINO_URI"]
 
+    import superset
     from flask_migrate import upgrade
     from superset.app import create_app
-
-    import superset
 
     app = create_app()
     with app.app_context():
         upgrade(directory=str(Path(superset.__file__).parent / "migrations"))
         print("metadata migrated", flush=True)
 
-        from superset.utils import database as database_utils
-
         from superset import appbuilder, db, security_manager
+        from superset.utils import database as database_utils
 
         appbuilder.add_permissions(update_perms=True)
         security_manager.sync_role_definitions()
