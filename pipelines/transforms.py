@@ -421,10 +421,11 @@ class StageRowsFn(beam.DoFn):
         folder = os.path.join(self.directory, self.table.identifier)
         os.makedirs(folder, exist_ok=True)
         data = pa.Table.from_pylist(self.rows, schema=staged_schema(self.table))
-        tmp = os.path.join(folder, f".{uuid.uuid4().hex}.tmp")
+        name = uuid.uuid4().hex
+        tmp = os.path.join(folder, f".{name}.tmp")
         with pa.OSFile(tmp, "wb") as sink, pa.ipc.new_file(sink, data.schema) as writer:
             writer.write_table(data)
-        os.replace(tmp, tmp.replace(".tmp", ".arrow").replace("/.", "/"))
+        os.replace(tmp, os.path.join(folder, f"{name}.arrow"))
         self.rows = []
 
 

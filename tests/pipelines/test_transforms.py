@@ -221,7 +221,7 @@ def test_chunked_speed_layer_stages_what_the_row_wise_one_does(tmp_path, chunk_s
     )
     staged = {}
     for chunked in (False, True):
-        stage = tmp_path / f"stage-{chunked}"
+        stage = tmp_path / ".airlake" / f"stage-{chunked}"  # a dot folder, as the default state directory is
         with TestPipeline() as p:
             _ = (
                 p
