@@ -81,7 +81,7 @@ DEFAULTS: dict[str, Any] = {
     },
     "pipeline": {
         "commit_interval": 2.0,
-        "max_batch_events": 50_000,
+        "max_batch_events": 20_000,
         "dedupe_cache_size": 2_000_000,
         "dedupe_warm_snapshots": 50,
         "allowed_lateness_minutes": 60,
