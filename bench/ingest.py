@@ -16,7 +16,8 @@ Two scenarios per contender: ``max`` (the firehose sends as fast as it can; thro
 lake with pyiceberg rather than taken from the process: rows, distinct ids, offset gaps, throughput (rows over
 first receipt to last snapshot) and lag (snapshot time minus the time the firehose's schedule emitted the event:
 ``t0 + offset / rate``). Peak RSS is the contender's process tree (its own ``VmHWM``, or the sum of the ``VmRSS``
-of it and its children if higher), sampled every 0.2 s while it runs. The processes' own figures (commit times, their received-to-committed lag) are kept beside them.
+of it and its children if higher), sampled every 0.2 s while it runs. The processes' own figures (commit times,
+their received-to-committed lag) are kept beside them.
 
 The contenders' worker code lives here too (``--worker plain|dlt``) so that the dlt environment, which has
 only this checkout on its ``PYTHONPATH``, runs the same reading and normalizing code as the plain loop.
@@ -42,6 +43,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from airlake.config import DEFAULTS
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO / "bench" / "results"
 DLT_REQUIREMENTS = REPO / "bench" / "requirements-dlt.txt"
@@ -54,7 +57,7 @@ SCENARIOS = ("max", "rate")
 LAG_RATE = 1000.0
 COMMIT_INTERVAL = 2.0
 PLAIN_BATCH_EVENTS = 1000
-MAX_BATCH_EVENTS = 20_000  # dlt slices hold as many events as the pipeline.max_batch_events of airlake
+MAX_BATCH_EVENTS = int(DEFAULTS["pipeline"]["max_batch_events"])  # dlt slices hold as many events as airlake's
 DEFAULT_SECONDS = 30.0
 QUICK_SECONDS = 6.0
 PROGRESS_EVERY = 5.0
