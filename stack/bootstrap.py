@@ -1,9 +1,11 @@
 """First-start steps of the stack, each idempotent: PostgreSQL's cluster, roles and databases; the S3 identities
-file and bucket; Superset's metadata, admin user and Trino connection."""
+file and bucket; the lake's namespaces and tables; Superset's metadata, admin user and Trino connection."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import json
 import os
 import pwd
@@ -11,7 +13,9 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from stack.credentials import write_private
 from stack.health import s3_filesystem
 from stack.layout import SUPERSET_BOOTSTRAP, Layout, find_postgres_bindir
 from stack.services import (
@@ -23,6 +27,9 @@ from stack.services import (
     superset_trino_uri,
 )
 
+if TYPE_CHECKING:
+    from pyiceberg.catalog import Catalog
+
 
 class BootstrapError(RuntimeError):
     """A first-start step failed; the message carries the command's output."""
@@ -33,8 +40,10 @@ def _as_service_user(cmd: list[str]) -> list[str]:
     return ["runuser", "-u", user, "--", *cmd] if user else cmd
 
 
-def _run(cmd: list[str], *, what: str, env: dict[str, str] | None = None, timeout: float = 600) -> str:
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+def _run(
+    cmd: list[str], *, what: str, env: dict[str, str] | None = None, stdin: str | None = None, timeout: float = 600
+) -> str:
+    proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, env=env, timeout=timeout)
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-30:])
         raise BootstrapError(f"{what} failed (exit {proc.returncode}):\n{tail}")
@@ -106,6 +115,7 @@ def superuser() -> str:
 
 
 def psql(layout: Layout, sql: str, *, db: str = "postgres") -> str:
+    """Runs ``sql`` as the superuser over the unix socket; the SQL goes through stdin, never into argv."""
     bindir = find_postgres_bindir()
     assert bindir is not None
     cmd = [
@@ -124,10 +134,21 @@ def psql(layout: Layout, sql: str, *, db: str = "postgres") -> str:
         superuser(),
         "-d",
         db,
-        "-c",
-        sql,
+        "-f",
+        "-",
     ]
-    return _run(_as_service_user(cmd), what="psql").strip()
+    return _run(_as_service_user(cmd), what="psql", stdin=sql).strip()
+
+
+def scram_sha_256(password: str, *, iterations: int = 4096, salt: bytes | None = None) -> str:
+    """The SCRAM-SHA-256 verifier PostgreSQL stores for ``password`` (RFC 5803 format, as libpq computes it)."""
+    salt = salt if salt is not None else os.urandom(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
+    salt64, stored64, server64 = (base64.b64encode(raw).decode("ascii") for raw in (salt, stored_key, server_key))
+    return f"SCRAM-SHA-256${iterations}:{salt64}${stored64}:{server64}"
 
 
 def wait_postgres_socket(layout: Layout, timeout: float = 60.0) -> None:
@@ -165,12 +186,15 @@ def setup_postgres(layout: Layout) -> None:
         ),
     ]
     for role, password, db in pairs:
-        for value in (role, password, db):
+        for what, value in (("role", role), ("password", password), ("database", db)):
             if not str(value).replace("_", "").isalnum():
-                raise BootstrapError(f"{value!r}: roles, databases and generated passwords are letters and digits")
+                shown = "of the role " + str(role) if what == "password" else repr(value)
+                raise BootstrapError(f"the {what} {shown}: roles, databases and passwords must be letters and digits")
         exists = psql(layout, f"SELECT 1 FROM pg_roles WHERE rolname = '{role}'")
         verb = "ALTER" if exists else "CREATE"
-        psql(layout, f"{verb} ROLE {role} WITH LOGIN PASSWORD '{password}'")
+        # The server gets the SCRAM verifier, not the password (as psql's \password does): a statement that a
+        # failure logs shows no secret.
+        psql(layout, f"{verb} ROLE {role} WITH LOGIN PASSWORD '{scram_sha_256(str(password))}'")
         if not psql(layout, f"SELECT 1 FROM pg_database WHERE datname = '{db}'"):
             psql(layout, f"CREATE DATABASE {db} OWNER {role}")
 
@@ -191,9 +215,7 @@ def write_s3_identities(layout: Layout) -> None:
             }
         ]
     }
-    path = directory / "s3.json"
-    path.write_text(json.dumps(doc, indent=2), encoding="utf-8")
-    path.chmod(0o600)
+    write_private(directory / "s3.json", json.dumps(doc, indent=2))
 
 
 def ensure_bucket(layout: Layout) -> None:
@@ -204,6 +226,42 @@ def ensure_bucket(layout: Layout) -> None:
     s3 = s3_filesystem(layout, allow_bucket_creation=True)
     if s3.get_file_info(bucket).type != fs.FileType.Directory:
         s3.create_dir(bucket)
+
+
+STACK_PROFILE = "local"
+"""The profile whose catalog is this stack's (PostgreSQL JDBC catalog, data in the stack's S3 bucket)."""
+
+
+def open_lake_catalog(layout: Layout) -> Catalog:
+    """Loads the stack's pyiceberg catalog; pyiceberg creates its catalog tables in PostgreSQL (``iceberg_tables``,
+    ``iceberg_namespace_properties``) on first use, which is what Trino's JDBC catalog needs to answer at all.
+
+    Raises:
+        BootstrapError: the catalog could not be opened.
+    """
+    from catalog import load_catalog
+
+    try:
+        return load_catalog(layout.settings, STACK_PROFILE)
+    except Exception as exc:  # noqa: BLE001 - pyiceberg and SQLAlchemy raise many kinds
+        raise BootstrapError(f"opening the lake's catalog in PostgreSQL failed: {exc}") from exc
+
+
+def init_lake(catalog: Catalog) -> list[str]:
+    """Creates the lake's namespaces and tables unless they exist (what ``airlake lake init`` does).
+
+    Returns:
+        The table identifiers.
+
+    Raises:
+        BootstrapError: a namespace or table could not be created.
+    """
+    from lake.tables import ensure_tables
+
+    try:
+        return list(ensure_tables(catalog))
+    except Exception as exc:  # noqa: BLE001 - pyiceberg, SQLAlchemy and S3 errors alike
+        raise BootstrapError(f"creating the lake's namespaces and tables failed: {exc}") from exc
 
 
 def superset_fingerprint(layout: Layout) -> str:
@@ -242,6 +300,6 @@ def setup_superset(layout: Layout) -> bool:
     }
     python = str(layout.superset_venv / "bin" / "python")
     output = _run([python, str(SUPERSET_BOOTSTRAP)], env=env, what="Superset's first-start steps")
-    (home / "bootstrap.log").write_text(output, encoding="utf-8")
-    stamp.write_text(fingerprint + "\n", encoding="utf-8")
+    write_private(home / "bootstrap.log", output)
+    write_private(stamp, fingerprint + "\n")
     return True

@@ -7,12 +7,14 @@ import contextlib
 import io
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
 import xmlrpc.client
 from pathlib import Path
 
+from stack.credentials import write_private
 from stack.layout import Layout
 from stack.services import Program
 
@@ -47,6 +49,8 @@ def render_conf(layout: Layout, programs: list[Program]) -> str:
         "identifier": f"airlake-{layout.state}",
         "nodaemon": "false",
         "minfds": "4096",
+        # Logs and data files private to the user that runs the stack: Trino's log, for one, prints its S3 access key.
+        "umask": "077",
     }
     parser["rpcinterface:supervisor"] = {
         "supervisor.rpcinterface_factory": "supervisor.rpcinterface:make_main_rpcinterface"
@@ -81,17 +85,19 @@ def render_conf(layout: Layout, programs: list[Program]) -> str:
 
 
 def write_conf(layout: Layout, programs: list[Program]) -> bool:
-    """Writes ``supervisord.conf`` (mode 0600); returns whether its content changed."""
-    layout.logs.mkdir(parents=True, exist_ok=True)
+    """Writes ``supervisord.conf`` (mode 0600); returns whether its content changed.
+
+    Also makes the logs directory private (mode 0700): services log settings that hold secrets.
+    """
+    layout.logs.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if stat.S_IMODE(layout.logs.stat().st_mode) != 0o700:
+        layout.logs.chmod(0o700)
     text = render_conf(layout, programs)
     path = layout.supervisord_conf
     old = path.read_text(encoding="utf-8") if path.is_file() else None
     if old == text:
         return False
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.chmod(0o600)
-    tmp.replace(path)
+    write_private(path, text)
     return True
 
 

@@ -1,7 +1,8 @@
 """``airlake stack up``: start the native stack under its own supervisord and wait until every service is healthy.
 
 Idempotent: a running supervisord is reused (its configuration updated when ports or credentials changed),
-services already running are left alone, and first-start steps run only once.
+services already running are left alone, and first-start steps run only once. Every ``up`` makes sure the lake's
+namespaces and tables exist (as ``airlake lake init``), so Trino and Superset answer before the first event.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 from collections.abc import Callable
 
 from airlake.config import ConfigError, Settings
+from catalog import ensure_state_dir
 from stack import bootstrap, supervisor
 from stack.components import is_installed
 from stack.credentials import with_credentials
@@ -139,6 +141,7 @@ def bring_up(layout: Layout, timeout: float, out: Callable[[str], None] = print)
     missing = missing_components(layout)
     if missing:
         raise UpError(f"not installed: {', '.join(missing)}; run `airlake stack install` first")
+    ensure_state_dir(layout.settings.state_dir)
     layout.state.mkdir(parents=True, exist_ok=True)
     layout.state.chmod(0o755)
     for name in SERVICES:
@@ -166,6 +169,11 @@ def bring_up(layout: Layout, timeout: float, out: Callable[[str], None] = print)
     except bootstrap.BootstrapError as exc:
         raise _fail(layout, "postgres", str(exc)) from exc
     wait_healthy(layout, ["postgres"], deadline, out, started)
+    # Before Trino starts: its JDBC catalog fails every query while pyiceberg's catalog tables are missing.
+    try:
+        lake = bootstrap.open_lake_catalog(layout)
+    except bootstrap.BootstrapError as exc:
+        raise _fail(layout, "postgres", str(exc)) from exc
 
     for name in ("seaweedfs", "ferretdb", "trino"):
         supervisor.start_program(layout, name)
@@ -188,6 +196,11 @@ def bring_up(layout: Layout, timeout: float, out: Callable[[str], None] = print)
     worker.start()
     wait_healthy(layout, ["seaweedfs"], deadline, out, started)
     bootstrap.ensure_bucket(layout)
+    try:
+        tables = bootstrap.init_lake(lake)
+    except bootstrap.BootstrapError as exc:
+        raise _fail(layout, "seaweedfs", str(exc)) from exc
+    out(f"  lake       {len(tables)} tables ready ({', '.join(tables)})  {time.monotonic() - started:5.1f} s")
     wait_healthy(layout, ["ferretdb", "trino"], deadline, out, started)
     worker.join(max(0.0, deadline - time.monotonic()))
     if errors:

@@ -55,6 +55,8 @@ class Stack:
 
     cwd: Path
     env: dict[str, str]
+    first_up: str = ""
+    """The output of the session's first ``airlake stack up``, on a fresh state directory."""
 
     def run(self, *args: str, timeout: float = 1200, check: bool = True) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
@@ -106,7 +108,7 @@ def stack() -> Iterator[Stack]:
     running = Stack(cwd=base, env=env)
     running.run("stack", "install", timeout=1800)
     try:
-        running.run("stack", "up", timeout=900)
+        running.first_up = running.run("stack", "up", timeout=900).stdout
         yield running
     finally:
         running.run("stack", "down", check=False, timeout=300)
