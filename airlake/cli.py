@@ -36,6 +36,17 @@ COMMANDS: dict[tuple[str | None, str], tuple[str, str]] = {
 
 GLOBAL_OPTIONS_WITH_VALUE = ("--config", "--profile", "--state-dir")
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+LIBRARY_NOISE = (
+    # Apache Beam's BigQuery client module, imported with apache_beam.io, logs this on the root logger when the
+    # optional GCP extras are absent; airlake reads no BigQuery.
+    ("root", "apitools not found, and bigquery client libraries are not available"),
+    # ... and, once the root logger is at INFO, this from the same import.
+    ("apache_beam.io.gcp.bigquery", "No module named google.cloud.bigquery_storage_v1."),
+)
+"""(logger name, message prefix) of the library log records that are dropped."""
+
 GROUP_HELP = {
     "firehose": "local SSE firehoses",
     "lake": "the Iceberg tables",
@@ -83,15 +94,39 @@ def _lazy_arguments(parser: argparse.ArgumentParser, module: str) -> None:
         add(parser)
 
 
+class LibraryNoise(logging.Filter):
+    """Drops the warnings that libraries log at import time and that say nothing about airlake's run."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(
+            record.name == logger and record.getMessage().startswith(prefix) for logger, prefix in LIBRARY_NOISE
+        )
+
+
+def configure_logging(verbose: bool = False) -> None:
+    """airlake's log format on stderr, set up before any command module (and so any library) is imported.
+
+    Without it a library's first ``logging.warning`` (Apache Beam's at import) configures the root logger with
+    Python's default format, and airlake's own format is lost. Calling it again only changes the level.
+    """
+    root = logging.getLogger()
+    if not any(getattr(handler, "_airlake", False) for handler in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        handler._airlake = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    for holder in (root, *root.handlers):
+        if not any(isinstance(f, LibraryNoise) for f in holder.filters):
+            holder.addFilter(LibraryNoise())
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    configure_logging(verbose="-v" in argv or "--verbose" in argv)
     parser = build_parser(argv)
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(args.verbose)
     try:
         settings = load_settings(
             {"profile": args.profile, "state_dir": args.state_dir},
