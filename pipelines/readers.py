@@ -3,10 +3,18 @@
 Reading runs in its own process so that SSE parsing and the Beam batches of the driver use both cores instead of
 taking turns on one interpreter lock. A reader resumes from the position it is given, parses each payload once to
 find its deduplication key (:func:`sources.normalize.event_key`), and sends what it read in small chunks of
-``(sse_id, received_at, data, key)``. The pipe gives backpressure: when the driver falls behind, sends block and the
-reader stops reading, which stops the firehose through TCP.
+``(sse_id, received_at, data, key, error)``; ``error`` is None, or why the event could not be read whole (a line
+or the event exceeded its byte bound: ``data`` is then a short prefix and the event a dead letter). The reader
+holds at most :data:`PENDING_LIMIT` events and ``queue_bytes`` bytes of data, and the pipe gives backpressure:
+when the driver falls behind, sends block and the reader stops reading, which stops the firehose through TCP.
+
+A position is valid in one log only: when the firehose refuses it (a local firehose started again over another
+log), the reader says so in the log and resumes by event time from ``since``, the event time of the newest
+committed event of its source, or from the start of the log when there is none.
 
 A reader never commits anything; if it or the driver dies, the driver starts again from the committed positions.
+
+Imports: :mod:`sources` only.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
@@ -29,10 +38,26 @@ FLUSH_SECONDS = 0.02  # how often a reader sends what it has read
 PENDING_LIMIT = 20_000  # events a reader holds before it stops reading until the driver catches up
 ERROR = "error"
 
+Received = tuple[str, str | None, float, str, str, str | None]
+"""An event as the driver receives it: (source, sse_id, received_at, data, key, error)."""
+
 
 @dataclass(frozen=True)
 class SourceSpec:
-    """Where and how to read one firehose."""
+    """Where and how to read one firehose.
+
+    Attributes:
+        name: the source (``recentchange``, ``orders``).
+        url: the SSE URL.
+        user_agent: the User-Agent sent.
+        read_timeout: seconds without a byte before reconnecting.
+        connect_timeout: seconds to wait for a connection.
+        backoff_initial: the first backoff ceiling in seconds.
+        backoff_max: the largest backoff ceiling in seconds.
+        max_line_bytes: the bound on one SSE line; a longer one makes its event a dead letter.
+        max_event_bytes: the bound on one SSE event's data; a larger event is a dead letter.
+        queue_bytes: bytes of event data the reader holds before it stops reading until the driver catches up.
+    """
 
     name: str
     url: str
@@ -41,6 +66,9 @@ class SourceSpec:
     connect_timeout: float = 10.0
     backoff_initial: float = 0.5
     backoff_max: float = 30.0
+    max_line_bytes: int = 1024 * 1024
+    max_event_bytes: int = 4 * 1024 * 1024
+    queue_bytes: int = 64 * 1024 * 1024
 
 
 def _keyed(source: str, sse_id: str | None, data: str) -> str:
@@ -51,39 +79,78 @@ def _keyed(source: str, sse_id: str | None, data: str) -> str:
     return event_key(source, sse_id, data, obj if isinstance(obj, dict) else None)
 
 
-def read_source(spec: SourceSpec, last_event_id: str | None, conn: Connection, stop: Any) -> None:
+def since_param(since: datetime) -> str:
+    """``since`` as the ``?since=`` value: ISO-8601 UTC with milliseconds and ``Z`` (Wikimedia takes it too)."""
+    return since.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def read_source(
+    spec: SourceSpec, last_event_id: str | None, conn: Connection, stop: Any, since: datetime | None = None
+) -> None:
     """The body of a reader process (see the module docstring)."""
     from sources.recentchange import is_canary
-    from sources.sse import SseStream
+    from sources.sse import PositionNotInLog, SseStream
 
-    stream = SseStream(
-        spec.url,
-        last_event_id=last_event_id,
-        user_agent=spec.user_agent,
-        read_timeout=spec.read_timeout,
-        connect_timeout=spec.connect_timeout,
-        backoff_initial=spec.backoff_initial,
-        backoff_max=spec.backoff_max,
-        drop=is_canary if spec.name == RECENTCHANGE_SOURCE else None,
-    )
+    def open_stream(position: str | None, params: dict[str, str] | None) -> SseStream:
+        return SseStream(
+            spec.url,
+            last_event_id=position,
+            params=params,
+            user_agent=spec.user_agent,
+            read_timeout=spec.read_timeout,
+            connect_timeout=spec.connect_timeout,
+            backoff_initial=spec.backoff_initial,
+            backoff_max=spec.backoff_max,
+            drop=is_canary if spec.name == RECENTCHANGE_SOURCE else None,
+            max_line_bytes=spec.max_line_bytes,
+            max_event_bytes=spec.max_event_bytes,
+        )
+
+    current = [open_stream(last_event_id, None)]
     pending: list[tuple] = []
+    sizes = [0]  # bytes of data pending
     lock = threading.Lock()
     finished = threading.Event()
     failure: list[str] = []
+    events_limit, bytes_limit = PENDING_LIMIT, spec.queue_bytes
 
     def pump() -> None:
         try:
-            for event in stream:
-                item = (event.id, event.received_at, event.data, _keyed(spec.name, event.id, event.data))
-                with lock:
-                    pending.append(item)
-                    full = len(pending) >= PENDING_LIMIT
-                while full and not stop.is_set():
-                    time.sleep(FLUSH_SECONDS)
-                    with lock:
-                        full = len(pending) >= PENDING_LIMIT
-                if stop.is_set():
+            while not stop.is_set():
+                stream = current[0]
+                try:
+                    for event in stream:
+                        if event.error is None:
+                            key = _keyed(spec.name, event.id, event.data)
+                        else:  # data is only a prefix of the event
+                            key = event_key(spec.name, event.id, event.data, None)
+                        item = (event.id, event.received_at, event.data, key, event.error)
+                        with lock:
+                            pending.append(item)
+                            sizes[0] += len(event.data)
+                            full = len(pending) >= events_limit or sizes[0] >= bytes_limit
+                        while full and not stop.is_set():
+                            time.sleep(FLUSH_SECONDS)
+                            with lock:
+                                full = len(pending) >= events_limit or sizes[0] >= bytes_limit
+                        if stop.is_set():
+                            return
                     return
+                except PositionNotInLog as exc:
+                    if exc.position is None:
+                        raise  # refused without a position: resuming by time would not help
+                    start = since_param(since) if since is not None else None
+                    log.warning(
+                        "%s: position %s is not in the log the firehose serves now (%s); resuming by event time %s",
+                        spec.name,
+                        exc.position,
+                        exc.reason,
+                        f"since {start}" if start else "from the start of the log (nothing committed yet)",
+                    )
+                    with lock:
+                        current[0] = open_stream(None, {"since": start} if start else None)
+                    if stop.is_set():
+                        return
         except Exception as exc:  # noqa: BLE001 - reported to the driver, which stops
             failure.append(f"{type(exc).__name__}: {exc}")
         finally:
@@ -96,6 +163,7 @@ def read_source(spec: SourceSpec, last_event_id: str | None, conn: Connection, s
             done = finished.is_set()
             with lock:
                 chunk, pending[:] = list(pending), []
+                sizes[0] = 0
             if chunk:
                 conn.send(chunk)
             if done:
@@ -106,27 +174,41 @@ def read_source(spec: SourceSpec, last_event_id: str | None, conn: Connection, s
     except (BrokenPipeError, EOFError, OSError):
         pass  # the driver is gone
     finally:
+        with lock:
+            stream = current[0]
         stream.close()
         conn.close()
 
 
 class ReaderProcess:
-    """The driver's handle on one reader process."""
+    """The driver's handle on one reader process.
 
-    def __init__(self, spec: SourceSpec, last_event_id: str | None):
+    Args:
+        spec: the source to read.
+        last_event_id: the committed position to resume after, or None.
+        since: the event time (aware, UTC) of the newest committed event of the source, or None: where to resume
+            when the firehose refuses ``last_event_id`` as a position in another log.
+    """
+
+    def __init__(self, spec: SourceSpec, last_event_id: str | None, since: datetime | None = None):
+        if since is not None and since.tzinfo is None:
+            raise ValueError("since must be an aware datetime")
         ctx = multiprocessing.get_context("spawn")  # no fork of a process that has started threads
         self.spec = spec
         self.stop = ctx.Event()
         self.conn, child = ctx.Pipe(duplex=False)
         self.process = ctx.Process(
-            target=read_source, args=(spec, last_event_id, child, self.stop), name=f"reader-{spec.name}", daemon=True
+            target=read_source,
+            args=(spec, last_event_id, child, self.stop, since),
+            name=f"reader-{spec.name}",
+            daemon=True,
         )
         self.process.start()
         child.close()
         self.error: str | None = None
 
-    def receive(self) -> list[tuple[str, str | None, float, str, str]]:
-        """What the reader sent since the last call, as (source, sse_id, received_at, data, key) tuples."""
+    def receive(self) -> list[Received]:
+        """What the reader sent since the last call, as (source, sse_id, received_at, data, key, error) tuples."""
         try:
             message = self.conn.recv()
         except (EOFError, OSError):

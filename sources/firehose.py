@@ -9,6 +9,10 @@ in an endless loop, with deterministic faults for testing the pipeline:
   itself, each with its own offset, so that the counts are deterministic and ``Last-Event-ID`` resume stays
   exact.
 
+Every log has an identity (``log_id``, a hash of the recordings' bytes and of what else determines its offsets
+and content: loop start and pace, faults), which the server puts into every SSE id, so that a position taken
+from one log is never resumed in another.
+
 Both schema variants in the recordings are served as they are: legacy 2018 events (``meta.schema_uri``,
 ``dt`` like ``2018-03-07T16:16:17+00:00``) and current ones (``$schema``, ``dt`` like
 ``2026-09-08T00:24:20.990Z``). The event time is ``meta.dt``. The log order is the file order; nothing is
@@ -37,7 +41,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sources.sse_server import Faults, SseServer, add_pacing_arguments, pacing_from_args
+from sources.sse_server import (
+    Faults,
+    SseServer,
+    add_pacing_arguments,
+    log_identity,
+    pacing_from_args,
+    parse_since,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -149,16 +160,22 @@ class RecordedLog:
     """Recorded events as an :class:`~sources.sse_server.EventLog`: offsets 0..n-1 in file order.
 
     In loop mode the log is endless: offset ``k * n + j`` is event ``j`` of pass ``k``, with a fresh
-    ``meta.id`` (uuid5 of the pass number and the original id), ``meta.offset`` equal to the log offset, and
-    ``meta.dt`` and ``timestamp`` moved so that time keeps increasing across passes: the first pass starts at
-    ``start_time`` (the wall clock when the log is built), keeps the recorded gaps (see
-    :data:`MAX_LOOP_GAP`), and each pass starts after the previous one ends.
+    ``meta.id`` (uuid5 of the log identity, the pass number and the original id, so that two loop logs never
+    share an id), ``meta.offset`` equal to the log offset, and ``meta.dt`` and ``timestamp`` moved so that time
+    keeps increasing across passes: the first pass starts at ``start_time`` (the wall clock when the log is
+    built), keeps the recorded gaps (see :data:`MAX_LOOP_GAP`) or, with ``events_per_second``, the recorded gaps
+    scaled so that the mean rate of the timeline is that rate, and each pass starts after the previous one ends.
+    Served at that same rate, the event times then follow the wall clock instead of running ahead of it.
+
+    The log identity :attr:`log_id` is a hash of what determines the content: the topic, the recordings' bytes,
+    and in loop mode the start time and the pace.
 
     Args:
         sources: JSONL files (see :func:`resolve_sources`).
         loop: replay forever.
         start_time: epoch seconds where loop mode starts its timeline (default: now).
         topic: the topic named in the SSE ids.
+        events_per_second: in loop mode, the mean event rate of the timeline (default: the recorded pace).
     """
 
     def __init__(
@@ -168,18 +185,25 @@ class RecordedLog:
         loop: bool = False,
         start_time: float | None = None,
         topic: str = TOPIC,
+        events_per_second: float | None = None,
     ) -> None:
+        if events_per_second is not None and not events_per_second > 0:
+            raise ValueError("events_per_second must be positive")
         self.topic = topic
         self.loop = loop
+        self.events_per_second = events_per_second if loop else None
         self.files = resolve_sources(sources)
+        digests: list[str] = []
         self.lines: list[str] = []
         self.times: list[float | None] = []
         parsed: list[dict[str, Any] | None] = []
         for path in self.files:
             try:
-                text = path.read_text(encoding="utf-8")
+                content = path.read_bytes()
+                text = content.decode("utf-8")
             except (OSError, UnicodeDecodeError) as exc:
                 raise SourceError(f"cannot read recording {path}: {exc}") from exc
+            digests.append(hashlib.sha256(content).hexdigest())
             for line in text.splitlines():
                 if not line.strip():
                     continue
@@ -195,6 +219,8 @@ class RecordedLog:
         if not self.lines:
             raise SourceError(f"the recordings hold no events: {', '.join(map(str, self.files))}")
         self.started_at = time.time() if start_time is None else start_time
+        timeline = {"start_time": repr(float(self.started_at)), "pace": self.events_per_second} if loop else {}
+        self.log_id = log_identity("recorded", topic, digests, loop, timeline)
         if loop:
             self._prepare_loop(parsed)
 
@@ -208,17 +234,29 @@ class RecordedLog:
             if a is not None and b is not None and abs(b - a) <= MAX_LOOP_GAP
         ]
         mean_gap = sum(gaps) / len(gaps) if gaps else 0.1
-        timeline: list[float] = []
+        relative: list[float] = []
         previous: float | None = None
-        current = self.started_at
+        current = 0.0
         for i, t in enumerate(self.times):
             if i:
                 gap = t - previous if t is not None and previous is not None else mean_gap
                 current += gap if abs(gap) <= MAX_LOOP_GAP else mean_gap
-            timeline.append(current)
+            relative.append(current)
             previous = t if t is not None else previous
+        n, span = len(relative), max(relative) - min(relative)
+        if self.events_per_second:
+            # n events per period: (n - 1) gaps inside a pass and one gap between passes, all scaled alike.
+            rate = self.events_per_second
+            if span > 0:
+                scale = (n - 1) / rate / span
+                relative = [r * scale for r in relative]
+            else:
+                relative = [j / rate for j in range(n)]
+            self._period = n / rate
+        else:
+            self._period = span + 1.0
+        timeline = [self.started_at + r for r in relative]
         self._timeline = timeline
-        self._period = max(timeline) - min(timeline) + 1.0
         self._max_time = max(timeline)
         self._templates: list[tuple[list[str], list[str], str, str] | None] = []
         for event in parsed:
@@ -248,7 +286,7 @@ class RecordedLog:
         pieces, names, original_id, like = template
         when = self._timeline[j] + k * self._period
         values = {
-            "id": f'"{uuid5(f"{k}:{original_id}")}"',
+            "id": f'"{uuid5(f"{self.log_id}:{k}:{original_id}")}"',
             "offset": str(offset),
             "dt": f'"{_format_dt(when, like)}"',
             "ts": str(math.floor(when)),
@@ -300,6 +338,8 @@ class RecordedLog:
             "topic": self.topic,
             "real_events": len(self.lines),
             "loop": self.loop,
+            "events_per_second": self.events_per_second,
+            "log_id": self.log_id,
             "sources": [str(p) for p in self.files],
         }
 
@@ -314,7 +354,7 @@ class FaultyLog:
     after every ``incomplete_every`` a valid copy of it with a fresh ``meta.id`` and without ``meta.dt`` and
     ``wiki``; after every ``duplicate_every`` an exact copy of it (same ``meta.id``). When several fall after
     the same event they come in that order. Real event ``i`` sits at offset ``i + sum(i // every)`` over the
-    kinds in use.
+    kinds in use. The faults move offsets, so they are part of the log identity :attr:`log_id`.
 
     Args:
         base: the log of real events (offsets 0, 1, 2, ...).
@@ -337,6 +377,7 @@ class FaultyLog:
         self.base = base
         self.topic = base.topic
         self.everies = everies
+        self.log_id = log_identity("faulty", base.log_id, everies)
         self._kinds = [(kind, every) for kind, every in everies.items() if every > 0]
 
     def _virtual(self, real: int) -> int:
@@ -402,6 +443,7 @@ class FaultyLog:
         result = self.base.stats()
         n = result["real_events"]
         injected = {kind: (n // every if every else 0) for kind, every in self.everies.items()}
+        result["log_id"] = self.log_id
         result["fault_every"] = dict(self.everies)
         result["faults_injected"] = injected
         result["total_events"] = None if self.base.loop else n + sum(injected.values())
@@ -417,6 +459,7 @@ def build_log(
     duplicate_every: int = 0,
     start_time: float | None = None,
     topic: str = TOPIC,
+    events_per_second: float | None = None,
 ) -> RecordedLog | FaultyLog:
     """The firehose's event log: the recordings, optionally looped, optionally with log-level faults.
 
@@ -428,11 +471,13 @@ def build_log(
         duplicate_every: see :class:`FaultyLog`.
         start_time: where loop mode's timeline starts (default: now).
         topic: the topic named in the SSE ids.
+        events_per_second: in loop mode, the mean event rate of the timeline; pass the serving rate so that
+            event times keep pace with the wall clock (default: the recorded pace).
 
     Returns:
         A log to pass to :meth:`SseServer.add_stream`; its ``stats()`` shows the real event and fault counts.
     """
-    log = RecordedLog(sources, loop=loop, start_time=start_time, topic=topic)
+    log = RecordedLog(sources, loop=loop, start_time=start_time, topic=topic, events_per_second=events_per_second)
     if malformed_every or incomplete_every or duplicate_every:
         return FaultyLog(
             log,
@@ -475,9 +520,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_pacing_arguments(parser, default=f"default {DEFAULT_RATE:g}", times="the recorded times (meta.dt)")
     parser.add_argument(
+        "--start-time",
+        metavar="WHEN",
+        help="with --loop: where the replayed timeline starts, epoch milliseconds or ISO-8601 (default: now)",
+    )
+    parser.add_argument(
+        "--pace",
+        type=float,
+        metavar="EVENTS_PER_S",
+        help="with --loop: the mean event rate of the replayed timeline (default: the --rate, so that event times "
+        "track the wall clock; the recorded pace with --speedup or --max); a reader faster than it sees events "
+        "dated ahead of its clock",
+    )
+    parser.add_argument(
         "--loop",
         action="store_true",
-        help="replay forever: fresh meta.id and meta.offset per pass, times rebased to now and increasing",
+        help="replay forever: fresh meta.id and meta.offset per pass, times rebased to now and increasing "
+        "(at --rate R, the recorded gaps are scaled to R events/s so that event times follow the wall clock)",
     )
     faults = parser.add_argument_group("fault injection")
     faults.add_argument(
@@ -546,6 +605,9 @@ def main(args: argparse.Namespace, settings: Any) -> int:
             malformed_every=args.malformed_every,
             incomplete_every=args.incomplete_every,
             duplicate_every=args.duplicate_every,
+            # At a fixed rate, the looped timeline goes at that rate, so event times follow the wall clock.
+            events_per_second=(args.pace or pacing.rate or None) if args.loop else None,
+            start_time=parse_since(args.start_time) if args.start_time else None,
         )
     except ValueError as exc:  # SourceError too
         print(f"airlake firehose: {exc}", flush=True)
@@ -573,7 +635,7 @@ def main(args: argparse.Namespace, settings: Any) -> int:
     server.start()
     print(
         f"firehose serving {stats['real_events']} recorded events{' in a loop' if args.loop else ''} at "
-        f"{server.url(STREAM_PATH)} ({speed}); stats at {server.url('/stats')}",
+        f"{server.url(STREAM_PATH)} ({speed}, log {log.log_id}); stats at {server.url('/stats')}",
         flush=True,
     )
     try:

@@ -29,7 +29,10 @@ Event schema (one JSON object per event, ``schema_version`` 1):
 - ``event_id``: uuid5 of ``"<seed>/<order_id>/<event_type>"`` in :data:`EVENT_ID_NAMESPACE`; unique, stable.
 - ``event_type``: ``placed`` | ``accepted`` | ``picked_up`` | ``delivered`` | ``cancelled``.
 - ``event_time``: ISO-8601 UTC with milliseconds and ``Z`` (``2018-03-07T16:17:03.042Z``).
-- ``order_id``: ``ord-<market>-<yyyymmddHHMM of placement>-<nnnn>``.
+- ``order_id``: ``ord-<market>-<yyyymmddHHMM of placement>-<nnnn>``, followed by ``-<namespace>`` when the
+  generator has an id namespace: an :class:`OrderLog` over a live demand URL sets it to its (random) log
+  identity, so that two runs over different demand never give one order id to different orders; over a
+  demand file the ids stay a function of the seed and the file.
 - ``market``: the market (``london``, ``berlin``, ...).
 - ``restaurant_id``: ``rst-<market>-<nnnn>``; ``customer_id``: ``cus-<market>-<nnnnn>``.
 - ``courier_id``: ``cur-<market>-<nnnn>`` on ``picked_up``, ``delivered`` and a cancellation after the pickup;
@@ -46,13 +49,16 @@ Event schema (one JSON object per event, ``schema_version`` 1):
 
 :class:`OrderLog` runs the generator over a demand source in a background thread and serves the result as an
 event log (topic ``airlake.orders``) for :class:`sources.sse_server.SseServer`; ``airlake firehose orders``
-serves it at ``/v2/stream/orders``.
+serves it at ``/v2/stream/orders``. Its log identity (``log_id``, in every SSE id) is a hash of the seed, the
+generator's parameters and the demand file's bytes when the demand is a file, and random per start when the
+demand is a live URL (its content cannot be reproduced).
 """
 
 from __future__ import annotations
 
 import argparse
 import bisect
+import contextlib
 import functools
 import hashlib
 import heapq
@@ -69,7 +75,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sources.sse_server import Pacing, add_pacing_arguments
+from sources.sse_server import Pacing, add_pacing_arguments, log_identity, new_log_id
 from sources.sse_server import pacing_from_args as sse_pacing_from_args
 
 logger = logging.getLogger(__name__)
@@ -648,6 +654,7 @@ class OrderGenerator:
         items_per_restaurant: int = 12,
         couriers: int = 60,
         customers: int = 5_000,
+        id_namespace: str = "",
     ) -> None:
         """Creates a generator.
 
@@ -662,10 +669,13 @@ class OrderGenerator:
             items_per_restaurant: menu items per restaurant.
             couriers: couriers per market.
             customers: customers per market.
+            id_namespace: appended to every order id (``ord-...-<nnnn>-<namespace>``) when not empty, so that
+                generators over different demand give different ids (see the module docstring).
         """
         if orders_per_edit < 0:
             raise ValueError("orders_per_edit must not be negative")
         self.seed = seed
+        self.id_namespace = id_namespace
         self._wikis, self._default_market = _market_mapping(markets if markets is not None else {})
         self.orders_per_edit = orders_per_edit
         self.lifecycle = lifecycle or Lifecycle()
@@ -698,6 +708,19 @@ class OrderGenerator:
     def market_for_wiki(self, wiki: str) -> str:
         """The market of a wiki under this generator's mapping."""
         return str(self._wikis.get(wiki, self._default_market))
+
+    def parameters(self) -> dict[str, Any]:
+        """What determines the generated events besides the demand: seed, mapping, rates, sizes, namespace."""
+        return {
+            "seed": self.seed,
+            "wikis": dict(sorted(self._wikis.items())),
+            "default_market": self._default_market,
+            "orders_per_edit": self.orders_per_edit,
+            "lifecycle": asdict(self.lifecycle),
+            "lateness_ms": self._lateness_ms,
+            "entities": self._entity_sizes,
+            "id_namespace": self.id_namespace,
+        }
 
     @property
     def demand_clock_ms(self) -> int | None:
@@ -785,8 +808,10 @@ class OrderGenerator:
         demand_wiki = min(per_wiki, key=lambda w: (-per_wiki[w], w))
         stamp = time.strftime("%Y%m%d%H%M", time.gmtime(minute_ms // 1000))
         offsets = sorted(rng.randrange(MINUTE_MS) for _ in range(n_orders))
+        suffix = f"-{self.id_namespace}" if self.id_namespace else ""
         for n, offset in enumerate(offsets, start=1):
-            self._schedule(market, f"ord-{market_name}-{stamp}-{n:04d}", minute_ms + offset, demand_wiki, rng)
+            order_id = f"ord-{market_name}-{stamp}-{n:04d}{suffix}"
+            self._schedule(market, order_id, minute_ms + offset, demand_wiki, rng)
         self.stats.orders += n_orders
 
     def _schedule(self, market: Market, order_id: str, placed_ms: int, demand_wiki: str, rng: random.Random) -> None:
@@ -913,7 +938,9 @@ def read_demand_file(path: str | Path) -> Iterator[dict[str, Any]]:
 class SseDemand:
     """Recentchange events from an SSE URL (the live stream or the local replay firehose), canaries dropped.
 
-    Reads through :class:`sources.sse.SseStream`, which reconnects with ``Last-Event-ID``; iterate it once.
+    Reads through :class:`sources.sse.SseStream`, which reconnects with ``Last-Event-ID``; iterate it once. When
+    the demand firehose was started again over another log (it refuses the position), reading goes on by event
+    time from the newest demand event seen.
     """
 
     def __init__(self, url: str, *, user_agent: str, last_event_id: str | None = None, **stream_options: Any) -> None:
@@ -927,28 +954,53 @@ class SseDemand:
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         from sources.recentchange import is_canary
-        from sources.sse import SseStream
+        from sources.sse import PositionNotInLog, SseStream
 
-        self._stream = SseStream(
-            self.url,
-            last_event_id=self.last_event_id,
-            user_agent=self.user_agent,
-            drop=is_canary,
-            **self.stream_options,
-        )
-        if self._closed.is_set():
-            self._stream.close()
-            return
-        for message in self._stream:
+        last_event_id, params = self.last_event_id, dict(self.stream_options.pop("params", None) or {})
+        newest: tuple[int, str] | None = None
+        while True:
+            self._stream = SseStream(
+                self.url,
+                last_event_id=last_event_id,
+                params=params,
+                user_agent=self.user_agent,
+                drop=is_canary,
+                **self.stream_options,
+            )
             if self._closed.is_set():
+                self._stream.close()
                 return
             try:
-                event = json.loads(message.data)
-            except ValueError:
-                self.malformed += 1
-                continue
-            if isinstance(event, dict):
-                yield event
+                for message in self._stream:
+                    if self._closed.is_set():
+                        return
+                    try:
+                        event = json.loads(message.data)
+                    except ValueError:
+                        self.malformed += 1
+                        continue
+                    if not isinstance(event, dict):
+                        continue
+                    meta = event.get("meta")
+                    dt = meta.get("dt") if isinstance(meta, dict) else None
+                    if isinstance(dt, str):
+                        with contextlib.suppress(ValueError):
+                            at = parse_event_time_ms(dt)
+                            if newest is None or at > newest[0]:
+                                newest = (at, dt)
+                    yield event
+                return
+            except PositionNotInLog as exc:
+                if exc.position is None:
+                    raise
+                since = str(newest[0]) if newest is not None else None
+                logger.warning(
+                    "demand %s: %s; resuming by event time since %s",
+                    self.url,
+                    exc,
+                    newest[1] if newest is not None else "the start of the log",
+                )
+                last_event_id, params = None, ({**params, "since": since} if since else params)
 
     def close(self) -> None:
         """Stops the stream (also from another thread)."""
@@ -970,7 +1022,8 @@ class OrderLog:
     """An in-memory event log of generated orders (topic ``airlake.orders``), for :class:`SseServer`.
 
     A background thread feeds the demand through an :class:`OrderGenerator` and appends the order events. The
-    log keeps the newest ``retention`` events; offsets are absolute and never reused.
+    log keeps the newest ``retention`` events; offsets are absolute and never reused. ``log_id`` is the log's
+    identity (see the module docstring).
     """
 
     topic = TOPIC
@@ -981,6 +1034,7 @@ class OrderLog:
         generator: OrderGenerator,
         *,
         retention: int = DEFAULT_RETENTION,
+        log_id: str | None = None,
     ) -> None:
         """Creates the log; call :meth:`start` to begin generating.
 
@@ -989,9 +1043,11 @@ class OrderLog:
                 if it has ``close()``, :meth:`close` calls it.
             generator: the order generator.
             retention: how many events to keep in memory.
+            log_id: the log identity; default: a fresh random one (the demand may not be reproducible).
         """
         if retention < 1:
             raise ValueError("retention must be positive")
+        self.log_id = log_id or new_log_id()
         self.demand = demand
         self.generator = generator
         self.retention = retention
@@ -1006,8 +1062,10 @@ class OrderLog:
 
     @classmethod
     def from_file(cls, path: str | Path, generator: OrderGenerator, **kwargs: Any) -> OrderLog:
-        """A log whose demand is a JSONL file of recentchange events (deterministic)."""
-        return cls(read_demand_file(path), generator, **kwargs)
+        """A log whose demand is a JSONL file of recentchange events (deterministic, and so is its identity)."""
+        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        log_id = log_identity("orders", TOPIC, generator.parameters(), digest)
+        return cls(read_demand_file(path), generator, log_id=log_id, **kwargs)
 
     @classmethod
     def from_url(
@@ -1019,8 +1077,16 @@ class OrderLog:
         retention: int = DEFAULT_RETENTION,
         **stream_options: Any,
     ) -> OrderLog:
-        """A log whose demand is an SSE stream of recentchange events read with :class:`SseStream`."""
-        return cls(SseDemand(url, user_agent=user_agent, **stream_options), generator, retention=retention)
+        """A log whose demand is an SSE stream of recentchange events read with :class:`SseStream`.
+
+        Its identity is random (live demand cannot be replayed), and it becomes the generator's id namespace
+        unless the generator has one, so that the order ids of two such logs never meet.
+        """
+        log_id = new_log_id()
+        if not generator.id_namespace:
+            generator.id_namespace = log_id
+        demand = SseDemand(url, user_agent=user_agent, **stream_options)
+        return cls(demand, generator, retention=retention, log_id=log_id)
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -1058,6 +1124,7 @@ class OrderLog:
             counts = {"events": self._base + len(self._data), "first_offset": self._base}
         return {
             **counts,
+            "log_id": self.log_id,
             "finished": self._finished,
             "error": None if self.error is None else f"{type(self.error).__name__}: {self.error}",
             "generator": asdict(self.generator.stats),
@@ -1254,6 +1321,7 @@ def main(args: argparse.Namespace, settings: Any) -> int:
     server.start()
     print(
         f"orders firehose serving at {server.url(STREAM_PATH)} (demand {demand_name}, seed {generator.seed}, "
+        f"log {log.log_id}, "
         f"{generator.orders_per_edit:g} orders per edit); stats at {server.url('/stats')}",
         flush=True,
     )

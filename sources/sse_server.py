@@ -2,13 +2,17 @@
 
 Each stream path serves one :class:`EventLog`. An event goes out as::
 
-    id: [{"topic":"eqiad.mediawiki.recentchange","partition":0,"offset":42}]
+    id: [{"topic":"eqiad.mediawiki.recentchange","partition":0,"offset":42,"log":"3f9c1a0b2d4e5f60"}]
     event: message
     data: {...}
 
-A client resumes with the ``Last-Event-ID`` header (the id above; the server continues at offset + 1) or with
-``?since=`` (epoch milliseconds or an ISO-8601 date). Without either, the live service starts at "now";
-this server starts at offset 0, so a recorded log is replayed from its beginning. When a finite log has been
+``log`` is the identity of the log (:attr:`EventLog.log_id`): offsets count in one log only, and a firehose
+started again over other content (or over a live demand) serves another log. A client resumes with the
+``Last-Event-ID`` header (the id above; the server continues at offset + 1) or with ``?since=`` (epoch
+milliseconds or an ISO-8601 date). An offset of another log, or one without a ``log``, is answered with HTTP 409
+and JSON ``{"error": ..., "log": <the served log>}``: the client must resume by event time instead. Wikimedia's
+own form, ``{"topic", "partition", "timestamp"}``, resumes by time. Without either, the live service starts at
+"now"; this server starts at offset 0, so a recorded log is replayed from its beginning. When a finite log has been
 sent the response ends (a client reconnects and gets nothing new until the log grows).
 
 The response is HTTP/1.1 chunked. Events are batched into chunks of about :data:`BATCH_BYTES` when sent as
@@ -17,15 +21,18 @@ the log is waiting for events, and writes a heartbeat comment after :data:`HEART
 output.
 
 Fault injection (:class:`Faults`) and pacing (:class:`Pacing`) apply per connection. ``GET /healthz`` answers
-200 with JSON, ``GET /stats`` the counters of every stream (and the log's own ``stats()`` when it has one).
+200 with JSON (the streams and their log identities), ``GET /stats`` the counters of every stream, its
+``log_id`` and the log's own ``stats()`` when it has one.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import logging
+import secrets
 import socket
 import threading
 import time
@@ -58,6 +65,9 @@ class EventLog(Protocol):
     """An ordered log of JSON events with integer offsets, like one partition of a Kafka topic."""
 
     topic: str
+    log_id: str
+    """The log's identity, a short hex string: the same for a log of the same content (so that a position
+    taken from it stays valid after a restart), different for any other."""
 
     def read(self, offset: int, stop: threading.Event) -> Iterator[tuple[int, float | None, str]]:
         """Yields (offset, event_time_epoch_seconds_or_None, data_json) from `offset` on, in order; blocks
@@ -111,6 +121,8 @@ class _Stream:
     pacing: Pacing
     faults: Faults
     id_prefix: bytes
+    id_suffix: bytes
+    log_id: str
     lock: threading.Lock = field(default_factory=threading.Lock)
     counters: dict[str, int] = field(
         default_factory=lambda: {"connections": 0, "active": 0, "events_sent": 0, "drops": 0, "stalls": 0}
@@ -123,6 +135,21 @@ class _Stream:
 
 class BadRequest(ValueError):
     """A request the server answers with 400."""
+
+
+class PositionInOtherLog(ValueError):
+    """A ``Last-Event-ID`` offset of another log than the one served (the server answers 409)."""
+
+
+def new_log_id() -> str:
+    """A fresh random log identity, for a log whose content cannot be reproduced (a live demand)."""
+    return secrets.token_hex(8)
+
+
+def log_identity(*parts: object) -> str:
+    """A log identity derived from what determines the log's content (JSON-serialisable parts)."""
+    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def parse_since(value: str) -> float:
@@ -145,13 +172,21 @@ def parse_since(value: str) -> float:
     return when.timestamp()
 
 
-def resume_offset(log: EventLog, last_event_id: str | None, since: str | None) -> int:
+def resume_offset(log: EventLog, last_event_id: str | None, since: str | None, log_id: str | None = None) -> int:
     """The offset a request starts at: after ``Last-Event-ID``, else at ``since``, else 0.
+
+    Args:
+        log: the log served.
+        last_event_id: the request's ``Last-Event-ID``.
+        since: the request's ``since`` parameter.
+        log_id: the identity of the log served (default: ``log.log_id``).
 
     Raises:
         BadRequest: the Last-Event-ID is malformed or names no position in this log's topic, or since is
             invalid.
+        PositionInOtherLog: the Last-Event-ID names an offset of another log, or an offset without a log.
     """
+    served = log_id if log_id is not None else getattr(log, "log_id", None)
     if last_event_id:
         try:
             assignments = json.loads(last_event_id)
@@ -166,6 +201,18 @@ def resume_offset(log: EventLog, last_event_id: str | None, since: str | None) -
                 continue
             offset, timestamp = assignment.get("offset"), assignment.get("timestamp")
             if isinstance(offset, int) and not isinstance(offset, bool) and offset >= 0:
+                named = assignment.get("log")
+                if named is None:
+                    raise PositionInOtherLog(
+                        f"offset {offset} of {log.topic} names no log; offsets count in one log only and this "
+                        f"server serves log {served}: resume by event time (?since=) or from the start"
+                    )
+                if named != served:
+                    raise PositionInOtherLog(
+                        f"offset {offset} of {log.topic} is a position in log {named}, and this server serves "
+                        f"log {served} (the firehose was started again over other content): resume by event "
+                        "time (?since=) or from the start"
+                    )
                 return offset + 1
             if isinstance(timestamp, int | float) and not isinstance(timestamp, bool):
                 return log.offset_for_time(timestamp / 1000.0)
@@ -250,7 +297,8 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         owner = type(self).owner
         if url.path == "/healthz":
-            self._json(200, {"status": "ok", "streams": sorted(owner._streams)})
+            logs = {path: stream.log_id for path, stream in sorted(owner._streams.items())}
+            self._json(200, {"status": "ok", "streams": sorted(owner._streams), "logs": logs})
         elif url.path == "/stats":
             self._json(200, owner.stats)
         elif url.path in owner._streams:
@@ -261,9 +309,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve_stream(self, owner: SseServer, stream: _Stream, query: dict[str, list[str]]) -> None:
         try:
             since = query.get("since", [None])[-1]
-            start = resume_offset(stream.log, self.headers.get("Last-Event-ID"), since)
+            start = resume_offset(stream.log, self.headers.get("Last-Event-ID"), since, stream.log_id)
         except BadRequest as exc:
             self._json(400, {"error": str(exc)})
+            return
+        except PositionInOtherLog as exc:
+            self._json(409, {"error": str(exc), "log": stream.log_id})
             return
         self.close_connection = True
         self.send_response(200)
@@ -300,7 +351,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Sends events until the log ends (True) or the connection is dropped or stopped (False)."""
         pacing, faults = stream.pacing, stream.faults
         rate, speedup = pacing.rate or 0.0, pacing.speedup or 0.0
-        prefix = stream.id_prefix
+        prefix, suffix = stream.id_prefix, stream.id_suffix
         began = time.monotonic()
         due = began
         previous_time: float | None = None
@@ -319,7 +370,7 @@ class _Handler(BaseHTTPRequestHandler):
                     return False
             if "\n" in data or "\r" in data:
                 data = "\ndata: ".join(data.splitlines())
-            writer.add(b"%s%d}]\nevent: message\ndata: %s\n\n" % (prefix, offset, data.encode()))
+            writer.add(b"%s%d%s\nevent: message\ndata: %s\n\n" % (prefix, offset, suffix, data.encode()))
             if faults.drop_every and sent % faults.drop_every == 0:
                 writer.flush()
                 stream.add("drops")
@@ -386,19 +437,25 @@ class SseServer:
         return f"http://{self.host}:{self.port}{path}"
 
     def add_stream(self, path: str, log: EventLog, *, pacing: Pacing = Pacing(), faults: Faults = Faults()) -> None:
-        """Serves ``log`` at ``path`` (for example ``/v2/stream/recentchange``)."""
+        """Serves ``log`` at ``path`` (for example ``/v2/stream/recentchange``).
+
+        A log without a ``log_id`` gets a fresh random one: its positions are valid while this server runs.
+        """
         if not path.startswith("/") or path in ("/healthz", "/stats"):
             raise ValueError(f"invalid stream path {path!r}")
+        log_id = str(getattr(log, "log_id", None) or new_log_id())
         prefix = b'id: [{"topic":%s,"partition":0,"offset":' % json.dumps(log.topic).encode()
-        self._streams[path] = _Stream(path, log, pacing, faults, prefix)
+        suffix = b',"log":%s}]' % json.dumps(log_id).encode()
+        self._streams[path] = _Stream(path, log, pacing, faults, prefix, suffix, log_id)
 
     @property
     def stats(self) -> dict[str, Any]:
-        """Per path: connections, active, events_sent, drops, stalls, and the log's ``stats()`` if any."""
+        """Per path: connections, active, events_sent, drops, stalls, log_id, and the log's ``stats()`` if any."""
         result: dict[str, Any] = {}
         for path, stream in self._streams.items():
             with stream.lock:
                 entry: dict[str, Any] = dict(stream.counters)
+            entry["log_id"] = stream.log_id
             log_stats = getattr(stream.log, "stats", None)
             if callable(log_stats):
                 log_stats = log_stats()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -29,8 +30,8 @@ from sources.firehose import (
     event_time,
     resolve_sources,
 )
-from sources.sse import SseError, SseEvent, SseStream
-from sources.sse_server import BadRequest, EventLog, Faults, Pacing, SseServer, resume_offset
+from sources.sse import PositionNotInLog, SseError, SseEvent, SseStream
+from sources.sse_server import BadRequest, EventLog, Faults, Pacing, PositionInOtherLog, SseServer, resume_offset
 from tests.conftest import SHARED_DATA
 
 WIKIMEDIA = SHARED_DATA
@@ -47,6 +48,7 @@ def file_events(path: Path) -> list[dict]:
 
 
 WIKIDATA = file_events(WIKIDATA_FILE)
+WIKIDATA_TIMES = [event_time(e) for e in WIKIDATA]
 
 
 @pytest.fixture
@@ -88,6 +90,7 @@ def offset_of(event: SseEvent) -> int:
     assert event.id is not None
     (assignment,) = json.loads(event.id)
     assert assignment["topic"] == TOPIC and assignment["partition"] == 0
+    assert re.fullmatch(r"[0-9a-f]{16}", assignment["log"])
     return assignment["offset"]
 
 
@@ -183,7 +186,12 @@ def test_malformed_last_event_id_is_a_400(serve) -> None:
 def test_resume_offset_rules() -> None:
     log = build_log(WIKIDATA_FILE)
     assert resume_offset(log, None, None) == 0
-    assert resume_offset(log, json.dumps([{"topic": TOPIC, "partition": 0, "offset": 41}]), "0") == 42
+    position = [{"topic": TOPIC, "partition": 0, "offset": 41, "log": log.log_id}]
+    assert resume_offset(log, json.dumps(position), "0") == 42
+    # An offset names a place in one log: of another log, or of no named log, it is refused (HTTP 409).
+    for other in ({**position[0], "log": "0" * 16}, {"topic": TOPIC, "partition": 0, "offset": 41}):
+        with pytest.raises(PositionInOtherLog, match=f"serves log {log.log_id}"):
+            resume_offset(log, json.dumps([other]), None)
     wikimedia_style = json.dumps(
         [{"topic": TOPIC, "partition": 0, "timestamp": 1520439377000}, {"topic": "codfw.x", "partition": 0}]
     )
@@ -201,6 +209,79 @@ def test_health_stats_and_unknown_path(serve) -> None:
     stats = requests.get(server.url("/stats"), timeout=5).json()[STREAM_PATH]
     assert stats["log"]["real_events"] == 3818
     assert stats["connections"] == 0
+    log_id = build_log(WIKIDATA_FILE).log_id
+    assert health.json()["logs"] == {STREAM_PATH: log_id}
+    assert stats["log_id"] == log_id
+
+
+# ---- positions bound to their log -----------------------------------------------------------------
+
+
+def test_log_identity_follows_the_content(tmp_path: Path) -> None:
+    base = build_log(WIKIDATA_FILE)
+    assert re.fullmatch(r"[0-9a-f]{16}", base.log_id)
+    assert build_log(WIKIDATA_FILE).log_id == base.log_id  # the same content: the same log, after a restart too
+    copy = tmp_path / "copy.jsonl"
+    copy.write_bytes(WIKIDATA_FILE.read_bytes())
+    assert build_log(copy).log_id == base.log_id  # the bytes count, not the path
+    copy.write_bytes(WIKIDATA_FILE.read_bytes() + MODERN_FILE.read_bytes())
+    others = {
+        build_log(copy).log_id,
+        build_log(WIKIDATA_FILE, topic="other.topic").log_id,
+        build_log(WIKIDATA_FILE, duplicate_every=300).log_id,
+        build_log(WIKIDATA_FILE, duplicate_every=301).log_id,
+        build_log(WIKIDATA_FILE, loop=True, start_time=1e9).log_id,
+        build_log(WIKIDATA_FILE, loop=True, start_time=1e9 + 1).log_id,
+        build_log(WIKIDATA_FILE, loop=True, start_time=1e9, events_per_second=300).log_id,
+    }
+    assert len(others) == 7 and base.log_id not in others
+    assert build_log(WIKIDATA_FILE, loop=True, start_time=1e9).log_id in others  # a given start: reproducible
+
+
+def test_restart_over_the_same_log_resumes_exactly_and_over_another_answers_409(serve) -> None:
+    first = serve(build_log(WIKIDATA_FILE))
+    head = take(client(first.url(STREAM_PATH)), 300)
+    first.stop()
+    # The same recording served again is the same log: the old position is valid and resumes right after it.
+    again = serve(build_log(WIKIDATA_FILE))
+    (following,) = take(client(again.url(STREAM_PATH), last_event_id=head[-1].id), 1)
+    assert offset_of(following) == 300
+    assert json.loads(following.data) == WIKIDATA[300]
+    # Another log (faults inserted: other offsets) refuses it with 409 and names the log it serves.
+    other_log = build_log(WIKIDATA_FILE, duplicate_every=7)
+    other = serve(other_log)
+    answer = requests.get(other.url(STREAM_PATH), headers={"Last-Event-ID": head[-1].id}, timeout=5)
+    assert answer.status_code == 409
+    assert answer.json()["log"] == other_log.log_id
+    assert "is a position in log" in answer.json()["error"]
+    with pytest.raises(PositionNotInLog) as caught:
+        take(client(other.url(STREAM_PATH), last_event_id=head[-1].id), 1)
+    assert caught.value.served_log == other_log.log_id
+    # Timestamps (the Wikimedia form) and ?since= still resume by time.
+    at = int(WIKIDATA_TIMES[300] * 1000)
+    by_time = json.dumps([{"topic": TOPIC, "partition": 0, "timestamp": at}])
+    (resumed,) = take(client(other.url(STREAM_PATH), last_event_id=by_time), 1)
+    assert offset_of(resumed) == other_log.offset_for_time(at / 1000)
+    (since,) = take(client(other.url(STREAM_PATH), params={"since": str(at)}), 1)
+    assert since.id == resumed.id
+
+
+def test_loop_at_a_rate_keeps_event_times_at_the_wall_clock(serve) -> None:
+    rate = 300.0
+    log = build_log(loop=True, events_per_second=rate)
+    n = len(log.base) if isinstance(log, FaultyLog) else len(log)
+    # The timeline's mean rate is the serving rate: over several passes it never runs ahead of a client
+    # served at that rate from the start, and lags it by at most a few seconds.
+    drift = [log.time_at(o) - (log.started_at + o / rate) for o in range(0, 3 * n, 7)]
+    assert max(drift) < 0.5 and min(drift) > -4.0
+    server = serve(log, pacing=Pacing(rate=rate))
+    events = take(client(server.url(STREAM_PATH)), 600)  # two seconds at the rate
+    lags = [e.received_at - event_time(json.loads(e.data)) for e in events]
+    assert min(lags) > -1.0, min(lags)  # never ahead of the wall clock
+    assert max(lags) < 5.0, max(lags)
+    # The recorded pace (--speedup, --max) is kept without a rate.
+    recorded = build_log(loop=True, start_time=log.started_at)
+    assert recorded.time_at(n) - recorded.time_at(0) > 2 * (log.time_at(n) - log.time_at(0))
 
 
 def test_rate_pacing_is_roughly_honoured(serve) -> None:
@@ -246,9 +327,17 @@ def test_loop_mode_gives_fresh_ids_and_increasing_times(serve) -> None:
     for event, original in zip(events[n : 2 * n], WIKIDATA, strict=True):
         assert event["timestamp"] == int(event_time(event))
         assert event["title"] == original["title"] and event["meta"]["uri"] == original["meta"]["uri"]
-    # Deterministic: the same loop number and original id give the same fresh id.
-    again = build_log(WIKIDATA_FILE, loop=True)
+    # Deterministic within a log identity: the same start, loop number and original id give the same fresh id;
+    # a loop started at another time is another log, whose ids are all new.
+    again = build_log(WIKIDATA_FILE, loop=True, start_time=log.started_at)
+    assert again.log_id == log.log_id
     assert json.loads(next(iter(again.read(n + 5, threading.Event())))[2])["meta"]["id"] == ids[n + 5]
+    later = build_log(WIKIDATA_FILE, loop=True, start_time=log.started_at + 60)
+    assert later.log_id != log.log_id
+    later_ids = [
+        json.loads(data)["meta"]["id"] for _, _, data in itertools.islice(later.read(0, threading.Event()), 2 * n)
+    ]
+    assert not set(later_ids) & set(ids)
 
 
 def test_loop_mode_since_and_resume(serve) -> None:
@@ -258,7 +347,8 @@ def test_loop_mode_since_and_resume(serve) -> None:
     offset = log.offset_for_time(target)
     assert log.time_at(offset) >= target and offset <= n + 123 and log.time_at(offset - 1) < target
     server = serve(log)
-    (resumed,) = take(client(server.url(STREAM_PATH), last_event_id=json.dumps([{"topic": TOPIC, "offset": n}])), 1)
+    position = json.dumps([{"topic": TOPIC, "offset": n, "log": log.log_id}])
+    (resumed,) = take(client(server.url(STREAM_PATH), last_event_id=position), 1)
     assert offset_of(resumed) == n + 1
 
 

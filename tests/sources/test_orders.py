@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import queue
@@ -577,8 +578,11 @@ def test_orders_from_demand_read_over_sse(settings) -> None:
     try:
         assert log.wait_finished(timeout=25)
         assert generator.stats.demand_events == len(lines) - 1  # the canary was dropped
-        reference = generator_from_settings(settings, seed=42)
+        # Over a live URL the order ids carry the log identity; otherwise the orders are those of the file.
+        assert generator.id_namespace == log.log_id
+        reference = generator_from_settings(settings, seed=42, id_namespace=log.log_id)
         expected = [e for demand in read_demand_file(WIKIDATA_FILE) for e in reference.feed(demand)]
+        assert all(e["order_id"].endswith(f"-{log.log_id}") for e in expected)
         assert expected
         got = [json.loads(data) for _, _, data in log.read(0, threading.Event())]
         assert got == expected
@@ -618,3 +622,48 @@ def test_cli_serves_orders(tmp_path, wikidata_events) -> None:
             assert process.wait(timeout=10) == 0
         finally:
             process.kill()
+
+
+@pytest.mark.integration
+def test_order_logs_over_different_demand_urls_never_share_ids(settings) -> None:
+    from sources.sse_server import SseServer
+
+    lines = [line for line in WIKIDATA_FILE.read_text(encoding="utf-8").splitlines() if line.strip()][:1500]
+    servers, logs = [], []
+    try:
+        for _ in range(2):  # two runs over the same demand content, as two demos in a row over a replay
+            server = SseServer(port=0)
+            server.add_stream("/v2/stream/recentchange", ListLog(lines))
+            server.start()
+            servers.append(server)
+            generator = generator_from_settings(settings, seed=42)
+            url = server.url("/v2/stream/recentchange")
+            logs.append(OrderLog.from_url(url, generator, user_agent="airlake-tests/0.1", max_retries=0).start())
+        for log in logs:
+            assert log.wait_finished(timeout=25)
+        first, second = ([json.loads(data) for _, _, data in log.read(0, threading.Event())] for log in logs)
+        assert first and len(first) == len(second)
+        assert logs[0].log_id != logs[1].log_id
+        assert not {e["order_id"] for e in first} & {e["order_id"] for e in second}
+        assert not {e["event_id"] for e in first} & {e["event_id"] for e in second}
+        # Apart from the ids, the orders are the same function of the seed and the demand.
+        strip = [{k: v for k, v in e.items() if k not in ("order_id", "event_id")} for e in first]
+        assert strip == [{k: v for k, v in e.items() if k not in ("order_id", "event_id")} for e in second]
+    finally:
+        for log in logs:
+            log.close()
+        for server in servers:
+            server.stop()
+
+
+def test_order_log_identity_over_a_file_is_stable(settings, tmp_path) -> None:
+    make = functools.partial(generator_from_settings, settings)
+    first = OrderLog.from_file(WIKIDATA_FILE, make(seed=42))
+    assert first.log_id == OrderLog.from_file(WIKIDATA_FILE, make(seed=42)).log_id
+    assert first.log_id != OrderLog.from_file(WIKIDATA_FILE, make(seed=43)).log_id
+    assert first.log_id != OrderLog.from_file(WIKIDATA_FILE, make(seed=42, orders_per_edit=0.7)).log_id
+    shorter = tmp_path / "demand.jsonl"
+    shorter.write_bytes(WIKIDATA_FILE.read_bytes()[:100_000])
+    assert first.log_id != OrderLog.from_file(shorter, make(seed=42)).log_id
+    # A log over a live demand cannot be reproduced: each start is a new log.
+    assert OrderLog([], make(seed=42)).log_id != OrderLog([], make(seed=42)).log_id

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import socket
 import threading
 import time
+import tracemalloc
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import pytest
 
 from sources.recentchange import is_canary
-from sources.sse import SseError, SseEvent, SseStream
+from sources.sse import PositionNotInLog, SseError, SseEvent, SseParser, SseStream
 
 USER_AGENT = "airlake-tests/0.1 (tests@herecomestheairplane.example) requests"
 SSE_HEAD = (
@@ -373,3 +376,155 @@ def test_close_during_backoff_ends_iteration(serve: Callable[[Script], ScriptedS
     assert list(stream) == []
     assert time.monotonic() - started < 2.0
     assert len(server.requests) == 1
+
+
+# ---- input limits, content decoding, positions in another log ----------------------------------------
+
+
+def parse_pieces(pieces: list[bytes], **kwargs: int) -> tuple[list[tuple], SseParser]:
+    parser = SseParser(**kwargs)
+    out: list[tuple] = []
+    for piece in pieces:
+        out.extend(parser.feed(piece))
+    return out, parser
+
+
+def test_parser_line_ends_bom_and_split_pieces() -> None:
+    body = b"\xef\xbb\xbfid: 1\r\ndata: a\r\n\r\nid: 2\rdata: b\r\rdata: c\n\n: comment\n\nid: 3\n\nid: 4\ndata: cut"
+    expected = [("1", "message", "a", None), ("2", "message", "b", None), ("2", "message", "c", None)]
+    whole, parser = parse_pieces([body])
+    assert whole == expected
+    assert parser.last_event_id == "3"  # the id-only block moved it; the incomplete block did not
+    # Byte by byte (a CR and its LF, and the byte order mark, split across reads): the same events.
+    split, parser = parse_pieces([body[i : i + 1] for i in range(len(body))])
+    assert split == expected
+    assert parser.last_event_id == "3"
+
+
+def test_parser_bounds_lines_and_events_and_goes_on() -> None:
+    big_line = b"id: 1\ndata: " + b"x" * 5000 + b"\ndata: more\n\n"
+    many_lines = b"id: 2\n" + b"data: abc\n" * 1000 + b"\n"
+    comment = b": " + b"c" * 5000 + b"\n\n"
+    after = b"id: 3\ndata: fine\n\n"
+    body = big_line + many_lines + comment + after
+    for pieces in ([body], [body[i : i + 700] for i in range(0, len(body), 700)]):
+        events, parser = parse_pieces(pieces, max_line_bytes=3000, max_event_bytes=3000)
+        assert [(e[0], e[3]) for e in events] == [
+            ("1", "SSE line of 5,006 bytes exceeds max_line_bytes=3,000"),
+            ("2", "SSE event of 3,999 bytes exceeds max_event_bytes=3,000"),
+            ("3", None),
+        ]
+        assert events[0][2] == "x" * 1024 and events[1][2].startswith("abc\nabc") and len(events[1][2]) <= 1024
+        assert events[2][2] == "fine"
+        assert parser.last_event_id == "3"
+
+
+def test_a_10_mb_line_is_an_error_event_in_bounded_memory(serve: Callable[[Script], ScriptedServer]) -> None:
+    piece = b"x" * 65536
+    pieces = 10 * 1024 * 1024 // len(piece)
+
+    def script(request: Request, conn: socket.socket, stopped: threading.Event) -> None:
+        conn.sendall(SSE_HEAD + b"id: 0\ndata: ")
+        for _ in range(pieces):  # 10 MB without a newline
+            conn.sendall(piece)
+        conn.sendall(b"\n\n" + numbered(1, 4))
+        stopped.wait(10)
+
+    server = serve(script)
+    tracemalloc.start()
+    try:
+        stream = fast_stream(server.url())
+        events = take(stream, 4)
+        stream.close()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    first = events[0]
+    assert first.id == "0"
+    assert first.error == f"SSE line of {pieces * len(piece) + 6:,} bytes exceeds max_line_bytes=1,048,576"
+    assert first.data == "x" * 1024
+    assert [(e.id, e.data, e.error) for e in events[1:]] == [(str(i), f'{{"n": {i}}}', None) for i in (1, 2, 3)]
+    assert stream.stats["oversized"] == 1 and stream.stats["events"] == 4
+    assert peak < 4 * 1024 * 1024, f"peak {peak:,} bytes"
+
+
+def gzip_head(encoding: bytes = b"gzip") -> bytes:
+    return SSE_HEAD.replace(b"Cache-Control", b"Content-Encoding: %s\r\nCache-Control" % encoding)
+
+
+def test_gzip_and_deflate_bodies_are_decoded(serve: Callable[[Script], ScriptedServer]) -> None:
+    body = numbered(0, 500)
+
+    def script(request: Request, conn: socket.socket, stopped: threading.Event) -> None:
+        if request.path.endswith("gzip"):
+            # Two gzip members, sent in small pieces as a stream would arrive.
+            payload = gzip.compress(body[:3000]) + gzip.compress(body[3000:])
+            conn.sendall(gzip_head())
+        else:
+            packer = zlib.compressobj(wbits=-zlib.MAX_WBITS)  # raw deflate, as some servers send it
+            payload = packer.compress(body) + packer.flush()
+            conn.sendall(gzip_head(b"deflate"))
+        for i in range(0, len(payload), 100):
+            conn.sendall(payload[i : i + 100])
+        stopped.wait(10)
+
+    server = serve(script)
+    for path in ("/gzip", "/deflate"):
+        stream = fast_stream(server.url(path))
+        events = take(stream, 500)
+        stream.close()
+        assert [e.id for e in events] == [str(i) for i in range(500)]
+        assert events[-1].data == '{"n": 499}'
+    assert all(r.headers["accept-encoding"] == "identity" for r in server.requests)
+
+
+def test_a_gzip_bomb_is_read_in_bounded_memory(serve: Callable[[Script], ScriptedServer]) -> None:
+    packer = zlib.compressobj(wbits=16 + zlib.MAX_WBITS)
+    bomb = packer.compress(b"id: 0\ndata: ")
+    zeros = b"0" * (1024 * 1024)
+    bomb += b"".join(packer.compress(zeros) for _ in range(64))  # 64 MB in about 64 KB
+    bomb += packer.compress(b"\n\n" + numbered(1, 3)) + packer.flush()
+    assert len(bomb) < 200_000
+
+    def script(request: Request, conn: socket.socket, stopped: threading.Event) -> None:
+        conn.sendall(gzip_head() + bomb)
+        stopped.wait(10)
+
+    server = serve(script)
+    tracemalloc.start()
+    try:
+        stream = fast_stream(server.url())
+        events = take(stream, 3)
+        stream.close()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert events[0].error is not None and "max_line_bytes" in events[0].error
+    assert [e.data for e in events[1:]] == ['{"n": 1}', '{"n": 2}']
+    assert peak < 4 * 1024 * 1024, f"peak {peak:,} bytes"
+
+
+def test_other_content_encodings_are_refused(serve: Callable[[Script], ScriptedServer]) -> None:
+    def script(request: Request, conn: socket.socket, stopped: threading.Event) -> None:
+        conn.sendall(gzip_head(b"br") + b"whatever")
+
+    server = serve(script)
+    with pytest.raises(SseError, match="Content-Encoding 'br'"):
+        take(fast_stream(server.url()), 1)
+
+
+def test_409_raises_position_not_in_log(serve: Callable[[Script], ScriptedServer]) -> None:
+    def script(request: Request, conn: socket.socket, stopped: threading.Event) -> None:
+        body = json.dumps({"error": "offset 5 is a position in log aaaa; this server serves log bbbb", "log": "bbbb"})
+        conn.sendall(
+            b"HTTP/1.1 409 Conflict\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+            % (len(body), body.encode())
+        )
+
+    server = serve(script)
+    position = '[{"topic":"t","partition":0,"offset":5,"log":"aaaa"}]'
+    with pytest.raises(PositionNotInLog, match="does not hold position.*serves log bbbb") as caught:
+        take(fast_stream(server.url(), last_event_id=position), 1)
+    assert isinstance(caught.value, SseError)
+    assert (caught.value.position, caught.value.served_log) == (position, "bbbb")
+    assert len(server.requests) == 1  # not retried
