@@ -16,9 +16,10 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 WRITER = "airlake.writer"
 BATCH = "airlake.batch"
 BATCH_TABLES = "airlake.batch.tables"
+EPOCH = "airlake.lease-epoch"
 START_POSITION = "airlake.start-position."
 END_POSITION = "airlake.position."
 
@@ -44,9 +46,12 @@ class BatchMark:
     tables: tuple[str, ...]
     start: Mapping[str, str] = field(default_factory=dict)
     end: Mapping[str, str] = field(default_factory=dict)
+    epoch: int = 0  # the writer lease's epoch (0: written without a lease, before leases existed)
 
     def to_properties(self) -> dict[str, str]:
         props = {WRITER: self.writer, BATCH: str(self.batch), BATCH_TABLES: ",".join(self.tables)}
+        if self.epoch:
+            props[EPOCH] = str(self.epoch)
         props.update({START_POSITION + src: pos for src, pos in self.start.items()})
         props.update({END_POSITION + src: pos for src, pos in self.end.items()})
         return props
@@ -58,7 +63,7 @@ class BatchMark:
         tables = tuple(t for t in summary.get(BATCH_TABLES, "").split(",") if t)
         start = {k[len(START_POSITION) :]: v for k, v in summary.items() if k.startswith(START_POSITION)}
         end = {k[len(END_POSITION) :]: v for k, v in summary.items() if k.startswith(END_POSITION)}
-        return cls(summary[WRITER], int(summary[BATCH]), tables, start, end)
+        return cls(summary[WRITER], int(summary[BATCH]), tables, start, end, int(summary.get(EPOCH, 0) or 0))
 
 
 def _summary(snapshot: Snapshot) -> dict[str, str]:
@@ -107,14 +112,17 @@ def recover(tables: Mapping[str, Table], writer: str) -> Recovery:
     return Recovery(newest.batch, dict(newest.end), False)
 
 
-def recent_ids(table: Table, column: str, snapshots: int) -> pa.Array:
-    """The values of ``column`` in the rows appended by the newest ``snapshots`` snapshots of ``table``."""
+def recent_ids(table: Table, column: str, snapshots: int | None = None) -> pa.Array:
+    """The values of ``column`` in the rows appended by the newest ``snapshots`` snapshots of ``table``.
+
+    ``None`` reads every snapshot still in the table's lineage (what snapshot expiry kept).
+    """
     import pyarrow as pa
 
     lineage = list(_newest_first(table))
     if not lineage:
         return pa.array([], pa.string())
-    older = lineage[snapshots] if len(lineage) > snapshots else None
+    older = lineage[snapshots] if snapshots is not None and len(lineage) > snapshots else None
     scan = table.incremental_append_scan(
         from_snapshot_id_exclusive=older.snapshot_id if older is not None else None,
         to_snapshot_id_inclusive=lineage[0].snapshot_id,
@@ -137,6 +145,112 @@ class Backoff:
         return not self.stop.wait(delay)
 
 
+class CommitError(RuntimeError):
+    """A commit failed for a reason that retrying cannot fix; ``str(exc)`` names the table and the cause."""
+
+    def __init__(self, table: str, cause: BaseException):
+        self.table, self.cause = table, cause
+        super().__init__(f"cannot commit to {table}: {_describe(cause)}")
+
+
+_ACCESS_DENIED = (
+    "accessdenied",
+    "access_denied",
+    "access denied",
+    "invalidaccesskeyid",
+    "signaturedoesnotmatch",
+    "password authentication failed",
+    "permission denied",
+    "403 forbidden",
+    "http 403",
+)
+
+
+def _describe(exc: BaseException) -> str:
+    from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
+
+    first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+    if isinstance(exc, NoSuchTableError):
+        return f"the table does not exist (was it dropped?): {first}"
+    if isinstance(exc, NoSuchNamespaceError):
+        return f"the namespace does not exist: {first}"
+    if isinstance(exc, ValueError | TypeError) and ("schema" in str(exc).lower() or "mismatch" in str(exc).lower()):
+        return f"the rows do not match the table's schema (was it altered?): {first}"
+    if any(word in str(exc).lower() for word in _ACCESS_DENIED):
+        return f"access denied: {first}"
+    return f"{type(exc).__name__}: {first}"
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """Whether a failed commit would fail again however often it is retried.
+
+    Permanent: a missing table or namespace, rows that do not fit the table's schema, access denied (S3 or the
+    catalog's database), a lost writer lease. Everything else (connections refused or reset, 5xx answers, commit
+    conflicts, a database that is restarting) is transient.
+    """
+    from pyiceberg.exceptions import (
+        ForbiddenError,
+        NoSuchNamespaceError,
+        NoSuchTableError,
+        UnauthorizedError,
+        ValidationError,
+    )
+
+    from lake.lease import LeaseLost
+
+    if isinstance(
+        exc,
+        NoSuchTableError | NoSuchNamespaceError | ValidationError | ForbiddenError | UnauthorizedError | LeaseLost,
+    ):
+        return True
+    if isinstance(exc, PermissionError | ValueError | TypeError | NotImplementedError):
+        return True  # includes pyarrow's ArrowInvalid and ArrowTypeError, and pyiceberg's schema checks
+    from sqlalchemy.exc import ProgrammingError
+
+    if isinstance(exc, ProgrammingError):
+        return True  # a relation missing, a permission denied
+    text = str(exc).lower()
+    return any(word in text for word in _ACCESS_DENIED)
+
+
+def _write_data_files(table: Table, rows: pa.Table) -> list[Any]:
+    """Writes ``rows`` as Parquet data files of ``table`` (not yet committed); checks the schema first."""
+    from pyiceberg.io.pyarrow import _check_pyarrow_schema_compatible, _dataframe_to_data_files
+
+    metadata = table.metadata
+    _check_pyarrow_schema_compatible(
+        metadata.schema(), provided_schema=rows.schema, format_version=metadata.format_version
+    )
+    if rows.num_rows == 0:
+        return []
+    return list(_dataframe_to_data_files(table_metadata=metadata, write_uuid=uuid.uuid4(), df=rows, io=table.io))
+
+
+def _commit_data_files(table: Table, files: list[Any], mark: BatchMark) -> None:
+    """One snapshot adding ``files`` with ``mark`` in its summary (merge-append when the table asks for it)."""
+    from pyiceberg.utils.properties import property_as_bool
+
+    merge = property_as_bool(table.properties, "commit.manifest-merge.enabled", False)
+    with table.transaction() as txn:
+        update = txn.update_snapshot(snapshot_properties=mark.to_properties())
+        with update.merge_append() if merge else update.fast_append() as append:
+            for data_file in files:
+                append.append_data_file(data_file)
+
+
+def _delete_files(table: Table, files: list[Any]) -> None:
+    for data_file in files:
+        try:
+            table.io.delete(data_file.file_path)
+        except Exception as exc:  # noqa: BLE001 - left to Trino's remove_orphan_files
+            log.warning("could not delete the uncommitted data file %s (%s)", data_file.file_path, exc)
+
+
+def _landed(table: Table, mark: BatchMark) -> bool:
+    done = latest_mark(table, mark.writer)
+    return done is not None and done.epoch == mark.epoch and done.batch >= mark.batch
+
+
 def append_batch(
     table: Table,
     rows: pa.Table,
@@ -144,39 +258,63 @@ def append_batch(
     *,
     backoff: Backoff | None = None,
 ) -> bool:
-    """Appends ``rows`` with ``mark`` in the snapshot summary, retrying until it is committed once.
+    """Appends ``rows`` with ``mark`` in the snapshot summary, retrying transient failures until it is committed once.
 
-    Any failure (a lost commit race, the object store or the catalog unreachable) is retried with backoff; before
-    each retry the table is reloaded and, if the batch turns out to be committed already (the failure came after
-    the commit), nothing is appended again.
+    The data files are written once; only the catalog commit is retried. Before each retry the table is reloaded
+    and, if the batch turns out to be committed already (the failure came after the commit), nothing is appended
+    again. A permanent failure (:func:`is_permanent`) deletes the batch's uncommitted data files and raises.
 
     Returns:
         True when committed, False when the backoff's stop event was set before it could be.
+
+    Raises:
+        CommitError: a permanent failure, naming the table and the cause (a lost lease is a :class:`LeaseLost`).
     """
+    from lake.lease import LeaseLost
+
     backoff = backoff or Backoff()
+    files: list[Any] | None = None
+    name = table.name()
+    label = ".".join(name) if isinstance(name, tuple) else str(name)
     while True:
         try:
-            table.append(rows, snapshot_properties=mark.to_properties())
+            if files is None:
+                files = _write_data_files(table, rows)
+            _commit_data_files(table, files, mark)
             return True
-        except Exception as exc:  # noqa: BLE001 - every failure of the store or catalog is retried
+        except Exception as exc:  # noqa: BLE001 - classified below
+            if is_permanent(exc):
+                if files and not _safe_landed(table, mark):
+                    _delete_files(table, files)
+                if isinstance(exc, LeaseLost):
+                    raise
+                raise CommitError(label, exc) from exc
             log.warning(
-                "commit of batch %d to %s failed (%s: %s); retrying",
-                mark.batch,
-                table.name(),
-                type(exc).__name__,
-                exc,
+                "commit of batch %d to %s failed (%s: %s); retrying", mark.batch, label, type(exc).__name__, exc
             )
         if not backoff.wait():
             return False
         try:
             table.refresh()
         except Exception as exc:  # noqa: BLE001
-            log.warning("reloading %s failed (%s); retrying", table.name(), exc)
+            if is_permanent(exc):
+                if files:
+                    _delete_files(table, files)
+                raise CommitError(label, exc) from exc
+            log.warning("reloading %s failed (%s); retrying", label, exc)
             continue
-        done = latest_mark(table, mark.writer)
-        if done is not None and done.batch >= mark.batch:
-            log.info("batch %d is already in %s", mark.batch, table.name())
+        if _landed(table, mark):
+            log.info("batch %d is already in %s", mark.batch, label)
             return True
+
+
+def _safe_landed(table: Table, mark: BatchMark) -> bool:
+    """Whether the batch is in the table after all (False when that cannot be told: the table is gone)."""
+    try:
+        table.refresh()
+        return _landed(table, mark)
+    except Exception:  # noqa: BLE001
+        return False
 
 
 def expire_snapshots(table: Table, keep: int) -> int:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from lake.commit import latest_mark
-from lake.schemas import ALL_TABLES, TableDef
+from lake.schemas import ALL_TABLES, ORDERS, RECENTCHANGE, TableDef
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
@@ -15,6 +16,31 @@ if TYPE_CHECKING:
     from airlake.config import Settings
 
 WRITER_SPEED = "speed"
+
+
+def newest_event_time(catalog: Catalog, tables: tuple[TableDef, ...] = (RECENTCHANGE, ORDERS)) -> datetime | None:
+    """The newest event time among the rows of the newest commit of each of ``tables`` (None: nothing committed)."""
+    import pyarrow.compute as pc
+    from pyiceberg.exceptions import NoSuchTableError
+
+    newest: datetime | None = None
+    for table in tables:
+        try:
+            t = catalog.load_table(table.identifier)
+        except NoSuchTableError:
+            continue
+        snapshot = t.current_snapshot()
+        if snapshot is None:
+            continue
+        rows = t.incremental_append_scan(
+            from_snapshot_id_exclusive=snapshot.parent_snapshot_id,
+            to_snapshot_id_inclusive=snapshot.snapshot_id,
+            selected_fields=(table.partition_column,),
+        ).to_arrow()
+        if rows.num_rows:
+            value = pc.max(rows.column(table.partition_column)).as_py()
+            newest = value if newest is None else max(newest, value)
+    return newest
 
 
 def table_stats(catalog: Catalog, table: TableDef, writer: str = WRITER_SPEED) -> dict[str, Any]:

@@ -94,11 +94,21 @@ def test_a_retry_after_a_commit_that_landed_appends_nothing_more(tables):
     assert table.scan().to_arrow().num_rows == 2
 
 
-def test_append_gives_up_only_when_stopped(tables):
+def test_a_transient_failure_is_retried_until_stopped(settings, tables):
+    table = tables["raw.dead_letters"]
+    database = settings.state_dir / "catalog.db"
+    database.rename(database.with_suffix(".away"))
+    database.mkdir()  # the catalog's database can't be opened: a transient failure
+    table.catalog.engine.dispose()
     stop = threading.Event()
     stop.set()
-    bad = pa.table({"nope": [1]})
-    assert not append_batch(tables["raw.dead_letters"], bad, BatchMark("speed", 1, ()), backoff=Backoff(stop=stop))
+    try:
+        assert not append_batch(table, letters("a"), BatchMark("speed", 1, ()), backoff=Backoff(stop=stop))
+    finally:
+        database.rmdir()
+        database.with_suffix(".away").rename(database)
+    table.catalog.engine.dispose()
+    assert append_batch(table, letters("a"), BatchMark("speed", 1, ("raw.dead_letters",)))
 
 
 def test_recent_ids_reads_the_newest_snapshots_only(tables):
