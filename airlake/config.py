@@ -47,6 +47,8 @@ DEFAULTS: dict[str, Any] = {
             "connect_timeout": 10.0,
             "backoff_initial": 0.5,
             "backoff_max": 30.0,
+            "max_line_bytes": 1 << 20,
+            "max_event_bytes": 4 << 20,
         },
         "orders": {
             "url": "http://127.0.0.1:8091/v2/stream/orders",
@@ -55,6 +57,8 @@ DEFAULTS: dict[str, Any] = {
             "connect_timeout": 10.0,
             "backoff_initial": 0.5,
             "backoff_max": 30.0,
+            "max_line_bytes": 1 << 20,
+            "max_event_bytes": 4 << 20,
         },
     },
     "firehose": {
@@ -83,10 +87,12 @@ DEFAULTS: dict[str, Any] = {
         "commit_interval": 2.0,
         "max_batch_events": 20_000,
         "dedupe_cache_size": 2_000_000,
-        "dedupe_warm_snapshots": 50,
         "allowed_lateness_minutes": 60,
+        "max_event_ahead_seconds": 300.0,
         "expire_snapshots_every": 50,
         "keep_snapshots": 20,
+        "lease_ttl_seconds": 30.0,
+        "reader_queue_bytes": 64 << 20,
     },
     "stack": {
         # Downloads and builds, shared by checkouts; runtime state lives in {state_dir}/stack.

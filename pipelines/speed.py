@@ -24,6 +24,7 @@ import json
 import logging
 import shutil
 import signal
+import sys
 import threading
 import time
 from collections import deque
@@ -36,7 +37,17 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lake.commit import Backoff, BatchMark, Recovery, append_batch, expire_snapshots, recent_ids, recover
+from lake.commit import (
+    Backoff,
+    BatchMark,
+    CommitError,
+    Recovery,
+    append_batch,
+    expire_snapshots,
+    recent_ids,
+    recover,
+)
+from lake.lease import DEFAULT_TTL_SECONDS, Lease, LeaseError, clock_offset
 from lake.schemas import (
     DEAD_LETTERS,
     DEMAND_MINUTE,
@@ -47,7 +58,15 @@ from lake.schemas import (
     TableDef,
 )
 from pipelines.readers import ReaderProcess, SourceSpec, ready
-from pipelines.transforms import ORDERS_SOURCE, RECENTCHANGE_SOURCE, SOURCES, envelope, read_staged, row_key
+from pipelines.transforms import (
+    DEFAULT_MAX_AHEAD_SECONDS,
+    ORDERS_SOURCE,
+    RECENTCHANGE_SOURCE,
+    SOURCES,
+    envelope,
+    read_staged,
+    row_key,
+)
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
@@ -65,6 +84,7 @@ AGGREGATE_KEYS = {
     ORDERS_MINUTE.identifier: ("window_start", "market"),
 }
 CHUNK_SIZE = 1_000  # envelopes per Beam element in the micro-batch graph
+CLOCK_WARNING_SECONDS = 60.0  # a host clock this far off the catalog database's is reported at start
 
 
 class SeenKeys:
@@ -131,28 +151,54 @@ class Progress:
         }
 
 
-class MinuteState:
-    """The accumulated value of every open minute of one aggregate table, and the firings it produces."""
+def floor_minute(when: datetime) -> datetime:
+    """The start of the minute ``when`` falls in."""
+    return when.replace(second=0, microsecond=0)
 
-    def __init__(self, table: TableDef, lateness: timedelta):
+
+class MinuteState:
+    """The accumulated value of every open minute of one aggregate table, and the firings it produces.
+
+    The watermark is the newest minute seen, but never past the newest receive time plus ``max_ahead``: one event
+    dated in the future (a broken clock) must not close every open minute. Minutes before the horizon, the
+    watermark minus the allowed lateness floored to a minute, are closed: a partial for one of them is late.
+    """
+
+    def __init__(self, table: TableDef, lateness: timedelta, max_ahead: timedelta = timedelta(minutes=5)):
         self.table = table
         self.keys = AGGREGATE_KEYS[table.identifier]
         self.values_columns = [
             f.name for f in table.schema if f.name not in self.keys and f.name not in ("fired_at", "batch")
         ]
         self.lateness = lateness
+        self.max_ahead = max_ahead
         self.state: dict[tuple, dict[str, Any]] = {}
         self.watermark: datetime | None = None
 
-    def merge(self, partials: pa.Table) -> tuple[list[dict[str, Any]], int]:
-        """Adds a batch's partial aggregates; returns the firings (full values of touched keys) and late drops."""
+    @property
+    def horizon(self) -> datetime | None:
+        """The first minute still open (None before any data)."""
+        return None if self.watermark is None else floor_minute(self.watermark - self.lateness)
+
+    def advance(self, newest: datetime, received: datetime | None) -> None:
+        """Moves the watermark to ``newest``, bounded by ``received + max_ahead``; it never moves back."""
+        if received is not None:
+            newest = min(newest, floor_minute(received + self.max_ahead))
+        self.watermark = newest if self.watermark is None else max(self.watermark, newest)
+
+    def merge(self, partials: pa.Table, received: datetime | None = None) -> tuple[list[dict[str, Any]], int]:
+        """Adds a batch's partial aggregates; returns the firings (full values of touched keys) and late drops.
+
+        Args:
+            partials: rows of the aggregate table (without ``fired_at`` and ``batch``).
+            received: the newest receive time of the batch's events (bounds the watermark); None: unbounded.
+        """
         touched: dict[tuple, dict[str, Any]] = {}
         late = 0
         rows = partials.to_pylist()
         if rows:
-            newest = max(r["window_start"] for r in rows)
-            self.watermark = newest if self.watermark is None else max(self.watermark, newest)
-        horizon = self.watermark - self.lateness if self.watermark is not None else None
+            self.advance(max(r["window_start"] for r in rows), received)
+        horizon = self.horizon
         for row in rows:
             if horizon is not None and row["window_start"] < horizon:
                 late += 1
@@ -185,7 +231,13 @@ class StagedBatch:
 
 
 class SpeedPipeline:
-    """The micro-batch driver. ``run()`` returns the run's :class:`Progress` summary."""
+    """The micro-batch driver. ``run()`` returns the run's :class:`Progress` summary.
+
+    Raises (from ``run()``):
+        LeaseHeld: another process holds the lake's ``speed`` writer lease (and ``wait_for_lease`` is off).
+        LeaseLost: the lease was taken over while running; nothing of this process is committed after that.
+        CommitError: a permanent commit failure (a table dropped or altered, access denied), naming the table.
+    """
 
     def __init__(
         self,
@@ -201,10 +253,12 @@ class SpeedPipeline:
         stop_after_idle: float | None = None,
         max_seconds: float | None = None,
         dedupe_cache_size: int = 2_000_000,
-        dedupe_warm_snapshots: int = 50,
         allowed_lateness_minutes: float = 60,
+        max_event_ahead_seconds: float = DEFAULT_MAX_AHEAD_SECONDS,
         expire_every: int = 50,
         keep_snapshots: int = 20,
+        lease_ttl: float = DEFAULT_TTL_SECONDS,
+        wait_for_lease: bool = False,
         progress_every: float = 5.0,
         metrics_file: Path | None = None,
     ):
@@ -218,22 +272,56 @@ class SpeedPipeline:
         self.stop_after_idle = stop_after_idle
         self.max_seconds = max_seconds
         self.seen = SeenKeys(dedupe_cache_size)
-        self.warm_snapshots = dedupe_warm_snapshots
         self.lateness = timedelta(minutes=allowed_lateness_minutes)
+        self.max_ahead = max_event_ahead_seconds
         self.expire_every = expire_every
         self.keep_snapshots = keep_snapshots
+        self.lease_ttl = lease_ttl
+        self.wait_for_lease = wait_for_lease
+        self.lease: Lease | None = None
         self.progress_every = progress_every
         self.metrics_file = metrics_file
         self.stop = threading.Event()
         self.readers: list[ReaderProcess] = []
         self.progress = Progress()
         self.tables: dict[str, Table] = {}
-        self.states = {t.identifier: MinuteState(t, self.lateness) for t in AGGREGATES.values()}
+        ahead = timedelta(seconds=max_event_ahead_seconds)
+        self.states = {t.identifier: MinuteState(t, self.lateness, ahead) for t in AGGREGATES.values()}
         self.positions: dict[str, str] = {}
+        self.resume_times: dict[str, datetime] = {}
         self.batch = 0
-        self.spool = state_dir / "spool"
+        self.spool = state_dir / "spool" / WRITER
+        self.stage = state_dir / "stage" / WRITER
 
     # ----- start-up -----------------------------------------------------------------------------------------
+    def take_lease(self) -> Lease:
+        """Takes the lake's writer lease; spool and stage files then live in folders of this lease's epoch."""
+        lease = Lease(self.catalog, WRITER, ttl=self.lease_ttl)
+        lease.acquire(wait=self.wait_for_lease)
+        self.lease = lease
+        offset = clock_offset(lease.engine)
+        if abs(offset) > CLOCK_WARNING_SECONDS:
+            log.warning(
+                "this host's clock is %.0f s %s the catalog database's: receive times, and so the dead letters for"
+                " events dated more than %.0f s after them, follow this host's clock",
+                abs(offset),
+                "behind" if offset > 0 else "ahead of",
+                self.max_ahead,
+            )
+        writer_dir = f"{WRITER}-epoch-{lease.epoch}"
+        for folder in ("spool", "stage"):
+            root = self.state_dir / folder
+            if root.is_dir():  # what writers of older epochs left behind (they can no longer commit)
+                for old in root.glob(f"{WRITER}-epoch-*"):
+                    shutil.rmtree(old, ignore_errors=True)
+        self.spool = self.state_dir / "spool" / writer_dir
+        self.stage = self.state_dir / "stage" / writer_dir
+        return lease
+
+    def mark(self, tables: Sequence[str], start: Mapping[str, str], end: Mapping[str, str]) -> BatchMark:
+        epoch = self.lease.epoch if self.lease is not None and self.lease.epoch is not None else 0
+        return BatchMark(WRITER, self.batch, tuple(tables), dict(start), dict(end), epoch)
+
     def open_tables(self) -> None:
         from lake.tables import ensure_tables
 
@@ -251,20 +339,25 @@ class SpeedPipeline:
                 recovery.positions or "the start",
             )
         if watermark is not None:
-            self.rebuild_state(watermark - self.lateness, refire=recovery.partial)
+            self.rebuild_state(floor_minute(watermark - self.lateness), refire=recovery.partial)
         return recovery
 
     def warm_seen(self) -> datetime | None:
-        """Loads the keys of the newest rows into the dedupe cache; returns the newest event time among them."""
+        """Loads the keys of every row in the retained snapshots into the dedupe cache; returns the watermark.
+
+        The watermark is the newest event time of each source's newest commit, bounded by its newest receive time
+        plus the allowed margin (rows written before that bound existed may hold impossible times).
+        """
         newest: datetime | None = None
         for source, table in [*SOURCE_TABLES.items(), ("", DEAD_LETTERS)]:
-            ids = recent_ids(self.tables[table.identifier], table.id_column, self.warm_snapshots)
+            ids = recent_ids(self.tables[table.identifier], table.id_column)
             for value in ids.to_pylist():
                 self.seen.add(value if not source else row_key(source, value))
             if source:
                 times = self._recent_times(table)
-                if times is not None and (newest is None or times > newest):
-                    newest = times
+                if times is not None:
+                    self.resume_times[source] = times
+                    newest = times if newest is None else max(newest, times)
         log.info("dedupe cache warmed with %d keys", len(self.seen))
         return newest
 
@@ -276,51 +369,62 @@ class SpeedPipeline:
         rows = t.incremental_append_scan(
             from_snapshot_id_exclusive=snapshot.parent_snapshot_id,
             to_snapshot_id_inclusive=snapshot.snapshot_id,
-            selected_fields=(table.partition_column,),
+            selected_fields=(table.partition_column, "ingested_at"),
         ).to_arrow()
         if rows.num_rows == 0:
             return None
-        return pc.max(rows.column(table.partition_column)).as_py()
+        newest = pc.max(rows.column(table.partition_column)).as_py()
+        bound = pc.max(rows.column("ingested_at")).as_py() + timedelta(seconds=self.max_ahead)
+        return min(newest, bound)
 
     def rebuild_state(self, since: datetime, *, refire: bool) -> None:
-        """Recomputes the open minutes of the aggregate state from the raw tables, through the same Beam graph."""
+        """Recomputes the open minutes (from the minute ``since`` on) from the raw tables, through the same graph.
+
+        The ids read are added to the dedupe cache too: after a restart it knows every event of the open minutes.
+        """
         from pyiceberg.expressions import GreaterThanOrEqual
 
         segment = self.spool / "recovery.jsonl"
         segment.parent.mkdir(parents=True, exist_ok=True)
         count = 0
+        newest_received: datetime | None = None
         with segment.open("w", encoding="utf-8") as out:
             for source, table in SOURCE_TABLES.items():
                 rows = (
                     self.tables[table.identifier]
                     .scan(
                         row_filter=GreaterThanOrEqual("event_time", since.isoformat()),
-                        selected_fields=("sse_id", "ingested_at", "raw_json"),
+                        selected_fields=("event_id", "sse_id", "ingested_at", "raw_json"),
                     )
                     .to_arrow()
                 )
-                for sse_id, ingested, raw in zip(
+                for event_id, sse_id, ingested, raw in zip(
+                    rows.column("event_id").to_pylist(),
                     rows.column("sse_id").to_pylist(),
                     rows.column("ingested_at").to_pylist(),
                     rows.column("raw_json").to_pylist(),
                     strict=True,
                 ):
+                    self.seen.add(row_key(source, event_id))
                     out.write(envelope(source, sse_id, ingested.timestamp(), raw) + "\n")
+                    newest_received = ingested if newest_received is None else max(newest_received, ingested)
                     count += 1
         if not count:
             return
-        staged = self.run_beam(segment, self.state_dir / "stage" / "recovery")
+        staged = self.run_beam(segment, self.stage / "recovery")
         fired_at = datetime.now(UTC)
         for name, partials in staged.aggregates.items():
             state = self.states[name]
             state.state.clear()
-            state.merge(partials)
+            state.merge(partials, newest_received)
             if refire and state.state:
                 table = self.tables[name]
                 rows = firing_table(state.table, state.all_values(), fired_at, self.batch)
-                mark = BatchMark(WRITER, self.batch, (name,), dict(self.positions), dict(self.positions))
-                append_batch(table, rows, mark, backoff=Backoff(stop=self.stop))
+                append_batch(table, rows, self.mark((name,), self.positions, self.positions), backoff=self.backoff())
         log.info("rebuilt aggregate state from %d raw events since %s", count, since.isoformat())
+
+    def backoff(self) -> Backoff:
+        return Backoff(stop=self.stop)
 
     # ----- one batch ----------------------------------------------------------------------------------------
     def run_beam(self, segment: Path, stage_dir: Path) -> StagedBatch:
@@ -337,7 +441,8 @@ class SpeedPipeline:
                 p
                 | "Segments" >> beam.Create([str(segment)])
                 | "ReadSegment" >> ReadEnvelopes(chunk_size=CHUNK_SIZE)
-                | "SpeedLayer" >> SpeedLayer(str(stage_dir), self.markets, self.default_market, chunked=True)
+                | "SpeedLayer"
+                >> SpeedLayer(str(stage_dir), self.markets, self.default_market, chunked=True, max_ahead=self.max_ahead)
             )
         self.progress.beam_seconds.append(time.perf_counter() - started)
         staged = StagedBatch(
@@ -377,27 +482,31 @@ class SpeedPipeline:
         return events, positions
 
     def spool_batch(self, events: list[tuple], segment: Path) -> tuple[int, list[float]]:
-        """Writes the new events of a batch to ``segment``; returns how many and their receive times."""
+        """Writes the new events of a batch to ``segment``; returns how many and their receive times.
+
+        An event is a ``(source, sse_id, received_at, data, key, error)`` tuple from a reader; ``error`` is the
+        reason the reader rejected it (too large), which makes it a dead letter.
+        """
         kept = 0
         received: list[float] = []
         read = self.progress.read
         with segment.open("w", encoding="utf-8") as out:
-            for source, sse_id, received_at, data, key in events:
+            for source, sse_id, received_at, data, key, error in events:
                 read[source] = read.get(source, 0) + 1
                 if not self.seen.add(key):
                     self.progress.duplicates += 1
                     continue
-                out.write(envelope(source, sse_id, received_at, data) + "\n")
+                out.write(envelope(source, sse_id, received_at, data, error) + "\n")
                 kept += 1
                 received.append(received_at)
         return kept, received
 
-    def commit(self, staged: StagedBatch, start: dict[str, str], end: dict[str, str]) -> bool:
+    def commit(self, staged: StagedBatch, start: dict[str, str], end: dict[str, str], received: datetime) -> bool:
         """Appends the batch to every table it touches, raw tables first; returns False when stopped."""
         fired_at = datetime.now(UTC)
         firings: dict[str, pa.Table] = {}
         for name, partials in staged.aggregates.items():
-            values, late = self.states[name].merge(partials)
+            values, late = self.states[name].merge(partials, received)
             self.progress.late_dropped += late
             if values:
                 firings[name] = firing_table(self.states[name].table, values, fired_at, self.batch)
@@ -405,10 +514,10 @@ class SpeedPipeline:
         if not writes:
             # Nothing new (only duplicates): carry the positions in the next commit.
             return True
-        mark = BatchMark(WRITER, self.batch, tuple(writes), start, end)
+        mark = self.mark(tuple(writes), start, end)
         for name, rows in writes.items():
             started = time.perf_counter()
-            if not append_batch(self.tables[name], rows, mark, backoff=Backoff(stop=self.stop)):
+            if not append_batch(self.tables[name], rows, mark, backoff=self.backoff()):
                 return False
             self.progress.commit_seconds.append(time.perf_counter() - started)
             self.progress.committed[name] = self.progress.committed.get(name, 0) + rows.num_rows
@@ -421,8 +530,9 @@ class SpeedPipeline:
         segment = self.spool / f"batch-{self.batch:08d}.jsonl"
         kept, received = self.spool_batch(events, segment)
         if kept:
-            staged = self.run_beam(segment, self.state_dir / "stage" / f"batch-{self.batch:08d}")
-            if not self.commit(staged, dict(self.positions), positions):
+            staged = self.run_beam(segment, self.stage / f"batch-{self.batch:08d}")
+            newest = datetime.fromtimestamp(max(received), UTC)
+            if not self.commit(staged, dict(self.positions), positions, newest):
                 return False
             done = time.time()
             self.progress.lags.extend(done - r for r in received)
@@ -439,6 +549,10 @@ class SpeedPipeline:
     # ----- the loop -----------------------------------------------------------------------------------------
     def report(self, final: bool = False) -> None:
         s = self.progress.summary()
+        if self.lease is not None:
+            s["lease_epoch"] = self.lease.epoch
+            s["fence_checks"] = self.lease.fences
+            s["fence_seconds"] = round(self.lease.fence_seconds, 4)
         line = (
             f"{'done' if final else 'ingest'}: batch {self.batch} | read "
             + " ".join(f"{k}={v}" for k, v in s["read"].items())
@@ -451,38 +565,48 @@ class SpeedPipeline:
             self.metrics_file.write_text(json.dumps(s, indent=2))
 
     def run(self) -> dict[str, Any]:
-        self.open_tables()
-        self.recover()
-        self.readers = [ReaderProcess(s, self.positions.get(s.name)) for s in self.sources]
-        started = last_event = last_report = batch_started = time.monotonic()
+        lease = self.take_lease()
         try:
-            while not self.stop.is_set():
-                # The interval runs from one batch's start to the next: time spent committing counts.
-                events, positions = self.take(batch_started + self.commit_interval)
-                batch_started = time.monotonic()
-                now = time.monotonic()
-                if events:
-                    if not self.run_batch(events, positions):
-                        break
-                    # Idle time counts from when the driver is free again, not from before a slow batch.
-                    now = last_event = time.monotonic()
-                failed = [r for r in self.readers if r.error is not None]
-                if failed:
-                    raise RuntimeError(f"firehose reader {failed[0].spec.name} failed: {failed[0].error}")
-                if now - last_report >= self.progress_every:
-                    self.report()
-                    last_report = now
-                if self.stop_after_idle is not None and now - last_event >= self.stop_after_idle:
-                    log.info("no events for %.1f s: stopping", self.stop_after_idle)
-                    break
-                if self.max_seconds is not None and now - started >= self.max_seconds:
-                    break
+            self.open_tables()
+            self.recover()
+            self.readers = [
+                ReaderProcess(s, self.positions.get(s.name), self.resume_times.get(s.name)) for s in self.sources
+            ]
+            self.loop(lease)
         finally:
             self.stop.set()
             for reader in self.readers:
                 reader.close()
+            shutil.rmtree(self.spool, ignore_errors=True)
+            shutil.rmtree(self.stage, ignore_errors=True)
+            lease.release()
             self.report(final=True)
         return self.progress.summary()
+
+    def loop(self, lease: Lease) -> None:
+        started = last_event = last_report = batch_started = time.monotonic()
+        while not self.stop.is_set():
+            # The interval runs from one batch's start to the next: time spent committing counts.
+            events, positions = self.take(batch_started + self.commit_interval)
+            batch_started = time.monotonic()
+            now = time.monotonic()
+            lease.check()
+            if events:
+                if not self.run_batch(events, positions):
+                    break
+                # Idle time counts from when the driver is free again, not from before a slow batch.
+                now = last_event = time.monotonic()
+            failed = [r for r in self.readers if r.error is not None]
+            if failed:
+                raise RuntimeError(f"firehose reader {failed[0].spec.name} failed: {failed[0].error}")
+            if now - last_report >= self.progress_every:
+                self.report()
+                last_report = now
+            if self.stop_after_idle is not None and now - last_event >= self.stop_after_idle:
+                log.info("no events for %.1f s: stopping", self.stop_after_idle)
+                break
+            if self.max_seconds is not None and now - started >= self.max_seconds:
+                break
 
 
 def source_specs(settings: Settings, names: Sequence[str], urls: Mapping[str, str | None]) -> list[SourceSpec]:
@@ -494,10 +618,13 @@ def source_specs(settings: Settings, names: Sequence[str], urls: Mapping[str, st
                 name=name,
                 url=urls.get(name) or settings.require(f"{base}.url"),
                 user_agent=settings.require(f"{base}.user_agent"),
-                read_timeout=float(settings.get(f"{base}.read_timeout", 60.0)),
-                connect_timeout=float(settings.get(f"{base}.connect_timeout", 10.0)),
-                backoff_initial=float(settings.get(f"{base}.backoff_initial", 0.5)),
-                backoff_max=float(settings.get(f"{base}.backoff_max", 30.0)),
+                read_timeout=float(settings.require(f"{base}.read_timeout")),
+                connect_timeout=float(settings.require(f"{base}.connect_timeout")),
+                backoff_initial=float(settings.require(f"{base}.backoff_initial")),
+                backoff_max=float(settings.require(f"{base}.backoff_max")),
+                max_line_bytes=int(settings.require(f"{base}.max_line_bytes")),
+                max_event_bytes=int(settings.require(f"{base}.max_event_bytes")),
+                queue_bytes=int(settings.require("pipeline.reader_queue_bytes")),
             )
         )
     return specs
@@ -515,6 +642,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stop-after-idle", type=float, help="stop when no event arrived for this many seconds")
     parser.add_argument("--max-seconds", type=float, help="stop after this many seconds")
     parser.add_argument("--metrics-file", type=Path, help="write the run's figures as JSON here")
+    parser.add_argument(
+        "--wait",
+        action="store_true",
+        help="when another process holds the lake's writer lease, wait for it instead of exiting",
+    )
     parser.add_argument(
         "beam_args",
         nargs=argparse.REMAINDER,
@@ -543,10 +675,12 @@ def build(settings: Settings, args: argparse.Namespace) -> SpeedPipeline:
         stop_after_idle=args.stop_after_idle,
         max_seconds=args.max_seconds,
         dedupe_cache_size=int(settings.require(p + "dedupe_cache_size")),
-        dedupe_warm_snapshots=int(settings.require(p + "dedupe_warm_snapshots")),
         allowed_lateness_minutes=float(settings.require(p + "allowed_lateness_minutes")),
+        max_event_ahead_seconds=float(settings.require(p + "max_event_ahead_seconds")),
         expire_every=int(settings.require(p + "expire_snapshots_every")),
         keep_snapshots=int(settings.require(p + "keep_snapshots")),
+        lease_ttl=float(settings.require(p + "lease_ttl_seconds")),
+        wait_for_lease=bool(getattr(args, "wait", False)),
         metrics_file=args.metrics_file,
     )
 
@@ -567,5 +701,10 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    pipeline.run()
+    try:
+        pipeline.run()
+    except (CommitError, LeaseError, RuntimeError) as exc:
+        # A permanent failure ends the run: exit status 1 and what to do, not a retry loop or a traceback.
+        print(f"airlake ingest: {exc}", file=sys.stderr, flush=True)
+        return 1
     return 0

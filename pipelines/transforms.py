@@ -58,27 +58,34 @@ JSON_ENVELOPE = "J"
 _UNSAFE = ("\t", "\n", "\r")
 
 
-def envelope(source: str, sse_id: str | None, received_at: float, data: str) -> str:
+def envelope(source: str, sse_id: str | None, received_at: float, data: str, error: str | None = None) -> str:
     """One pipeline input line: the event as read from its firehose, with where and when it was read.
 
     The common case is tab-separated with the payload last and untouched (``R``), so that reading it back costs
-    no second JSON decode; a payload or id holding a tab or line break is JSON-encoded instead (``J``).
+    no second JSON decode; a payload or id holding a tab or line break is JSON-encoded instead (``J``), and so is
+    an event the reader already rejected (``error``: too large, say), which becomes a dead letter with that reason.
     """
     ident = "" if sse_id is None else sse_id
+    if error is not None:
+        return JSON_ENVELOPE + "\t" + json.dumps([source, sse_id, received_at, data, error], ensure_ascii=False)
     if any(c in data or c in ident for c in _UNSAFE) or ident == "\x00":
         return JSON_ENVELOPE + "\t" + json.dumps([source, sse_id, received_at, data], ensure_ascii=False)
     return f"{RAW_ENVELOPE}\t{source}\t{ident if sse_id is not None else chr(0)}\t{received_at!r}\t{data}"
 
 
-def open_envelope(line: str) -> tuple[str, str | None, float, str]:
-    """The (source, sse_id, received_at, data) of an :func:`envelope` line; ValueError when it is none."""
+def open_envelope(line: str) -> tuple[str, str | None, float, str, str | None]:
+    """The (source, sse_id, received_at, data, error) of an :func:`envelope` line; ValueError when it is none."""
     if line.startswith(JSON_ENVELOPE + "\t"):
-        source, sse_id, received_at, data = json.loads(line[2:])
-        return str(source), sse_id, float(received_at), str(data)
+        parts = json.loads(line[2:])
+        if not isinstance(parts, list) or len(parts) not in (4, 5):
+            raise ValueError("a JSON envelope holds 4 or 5 fields")
+        source, sse_id, received_at, data = parts[:4]
+        error = str(parts[4]) if len(parts) == 5 and parts[4] is not None else None
+        return str(source), sse_id, float(received_at), str(data), error
     kind, source, sse_id, received_at, data = line.split("\t", 4)
     if kind != RAW_ENVELOPE:
         raise ValueError(f"unknown envelope kind {kind!r}")
-    return source, None if sse_id == "\x00" else sse_id, float(received_at), data
+    return source, None if sse_id == "\x00" else sse_id, float(received_at), data, None
 
 
 def dead_letter(
@@ -131,24 +138,45 @@ class ReadEnvelopes(beam.PTransform):
         return paths | "ReadLines" >> beam.ParDo(ReadLinesFn(self.chunk_size))
 
 
-def normalize_envelope(line: str) -> tuple[str | None, dict[str, Any] | None]:
-    """(output tag, row) of one envelope line; (None, None) for a canary, which is dropped."""
+DEFAULT_MAX_AHEAD_SECONDS = 300.0
+"""How far after its receive time an event may be dated (clocks differ a little; a year ahead is a broken clock)."""
+
+
+def normalize_envelope(
+    line: str, max_ahead: float | None = DEFAULT_MAX_AHEAD_SECONDS
+) -> tuple[str | None, dict[str, Any] | None]:
+    """(output tag, row) of one envelope line; (None, None) for a canary, which is dropped.
+
+    An event dated more than ``max_ahead`` seconds after it was received is a dead letter: it would move the
+    aggregates' watermark into the future and close every open minute (None: no such check).
+    """
     try:
-        source, sse_id, received_at, data = open_envelope(line)
+        source, sse_id, received_at, data, error = open_envelope(line)
         received = datetime.fromtimestamp(received_at, UTC)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, OverflowError, OSError) as exc:
         now = datetime.now(UTC)
         return DEAD_LETTER_TAG, dead_letter("unknown", None, now, f"unreadable envelope: {exc}", line, None)
+    if error is not None:
+        return DEAD_LETTER_TAG, dead_letter(source, sse_id, received, error, data, None)
     obj: dict[str, Any] | None = None
     try:
         obj = parse_json_object(data)
         if source == RECENTCHANGE_SOURCE:
             if is_canary(obj):
                 return None, None
-            return RECENTCHANGE_TAG, recentchange_row(obj, raw=data, sse_id=sse_id, ingested_at=received)
-        if source == ORDERS_SOURCE:
-            return ORDERS_TAG, order_row(obj, raw=data, sse_id=sse_id, ingested_at=received)
-        raise InvalidEvent(f"unknown source {source!r}")
+            tag, row = RECENTCHANGE_TAG, recentchange_row(obj, raw=data, sse_id=sse_id, ingested_at=received)
+        elif source == ORDERS_SOURCE:
+            tag, row = ORDERS_TAG, order_row(obj, raw=data, sse_id=sse_id, ingested_at=received)
+        else:
+            raise InvalidEvent(f"unknown source {source!r}")
+        if max_ahead is not None and (row["event_time"] - received).total_seconds() > max_ahead:
+            ahead = (row["event_time"] - received).total_seconds()
+            raise InvalidEvent(
+                f"event_time {row['event_time'].isoformat()} is {ahead:,.0f} s after the event was received"
+                f" ({received.isoformat()}): more than the {max_ahead:,.0f} s allowed"
+                " (pipeline.max_event_ahead_seconds)"
+            )
+        return tag, row
     except InvalidEvent as exc:
         return DEAD_LETTER_TAG, dead_letter(source, sse_id, received, str(exc), data, obj)
 
@@ -160,8 +188,9 @@ class NormalizeFn(beam.DoFn):
     chunks between its fused steps so that no per-event Beam hop is paid (the row-wise steps accept both).
     """
 
-    def __init__(self, chunked: bool = False) -> None:
+    def __init__(self, chunked: bool = False, max_ahead: float | None = DEFAULT_MAX_AHEAD_SECONDS) -> None:
         self.chunked = chunked
+        self.max_ahead = max_ahead
         self.counters = {
             RECENTCHANGE_TAG: Metrics.counter("normalize", "recentchange"),
             ORDERS_TAG: Metrics.counter("normalize", "orders"),
@@ -171,14 +200,14 @@ class NormalizeFn(beam.DoFn):
 
     def process(self, element):
         if not self.chunked:
-            tag, row = normalize_envelope(element)
+            tag, row = normalize_envelope(element, self.max_ahead)
             self.counters[tag].inc()
             if tag is not None:
                 yield beam.pvalue.TaggedOutput(tag, row)
             return
         out: dict[str | None, list[dict[str, Any]]] = {}
         for line in element:
-            tag, row = normalize_envelope(line)
+            tag, row = normalize_envelope(line, self.max_ahead)
             out.setdefault(tag, []).append(row)
         for tag, rows in out.items():
             self.counters[tag].inc(len(rows))
@@ -189,12 +218,13 @@ class NormalizeFn(beam.DoFn):
 class Normalize(beam.PTransform):
     """Envelopes (or chunks of them) -> tagged outputs ``recentchange``, ``orders`` and ``dead_letters``."""
 
-    def __init__(self, chunked: bool = False):
+    def __init__(self, chunked: bool = False, max_ahead: float | None = DEFAULT_MAX_AHEAD_SECONDS):
         super().__init__()
         self.chunked = chunked
+        self.max_ahead = max_ahead
 
     def expand(self, envelopes):
-        return envelopes | "NormalizeEvents" >> beam.ParDo(NormalizeFn(self.chunked)).with_outputs(
+        return envelopes | "NormalizeEvents" >> beam.ParDo(NormalizeFn(self.chunked, self.max_ahead)).with_outputs(
             RECENTCHANGE_TAG, ORDERS_TAG, DEAD_LETTER_TAG
         )
 
@@ -460,15 +490,23 @@ class SpeedLayer(beam.PTransform):
     a streaming read and :class:`MinuteWindows` triggers.
     """
 
-    def __init__(self, stage_dir: str, markets: Mapping[str, str], default_market: str, chunked: bool = False):
+    def __init__(
+        self,
+        stage_dir: str,
+        markets: Mapping[str, str],
+        default_market: str,
+        chunked: bool = False,
+        max_ahead: float | None = DEFAULT_MAX_AHEAD_SECONDS,
+    ):
         super().__init__()
         self.chunked = chunked
+        self.max_ahead = max_ahead
         self.stage_dir = stage_dir
         self.markets = markets
         self.default_market = default_market
 
     def expand(self, envelopes):
-        out = envelopes | "Normalize" >> Normalize(self.chunked)
+        out = envelopes | "Normalize" >> Normalize(self.chunked, self.max_ahead)
         out[RECENTCHANGE_TAG] | "StageRecentchange" >> StageRows(self.stage_dir, RECENTCHANGE)
         out[ORDERS_TAG] | "StageOrders" >> StageRows(self.stage_dir, ORDERS)
         out[DEAD_LETTER_TAG] | "StageDeadLetters" >> StageRows(self.stage_dir, DEAD_LETTERS)

@@ -28,6 +28,7 @@ from pipelines.transforms import (
 from tests.conftest import MODERN_SAMPLES, RECORDING_2018
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+RECEIVED = datetime(2026, 12, 1, tzinfo=UTC).timestamp()  # after every event of these tests
 
 
 def rc(event_id: str, seconds: float, wiki: str = "enwiki", kind: str = "edit", bot: bool = False) -> dict:
@@ -69,13 +70,16 @@ def test_normalize_routes_valid_invalid_and_drops_canaries():
         }
     )
     order_bad = json.dumps({"event_id": "o2", "event_type": "teleported", "event_time": "2026-11-25T12:00:00Z"})
-    inputs = [envelope("recentchange", f"id{i}", 1.0, line) for i, line in enumerate(lines)]
+    order_ahead = order_ok.replace('"o1"', '"o3"').replace("2026-11-25T12", "2027-12-01T00")  # a year ahead
+    inputs = [envelope("recentchange", f"id{i}", RECEIVED, line) for i, line in enumerate(lines)]
     inputs += [
-        envelope("recentchange", "c", 1.0, canary),
-        envelope("recentchange", "m", 1.0, '{"meta": {"id": "trunc'),
-        envelope("recentchange", "i", 1.0, incomplete),
-        envelope("orders", "o1", 1.0, order_ok),
-        envelope("orders", "o2", 1.0, order_bad),
+        envelope("recentchange", "c", RECEIVED, canary),
+        envelope("recentchange", "m", RECEIVED, '{"meta": {"id": "trunc'),
+        envelope("recentchange", "i", RECEIVED, incomplete),
+        envelope("orders", "o1", RECEIVED, order_ok),
+        envelope("orders", "o2", RECEIVED, order_bad),
+        envelope("orders", "o3", RECEIVED, order_ahead),
+        envelope("recentchange", "big", RECEIVED, '{"meta": {"id": "x', "SSE event of 10,485,760+ bytes is too large"),
         "not an envelope",
     ]
     with TestPipeline() as p:
@@ -93,6 +97,8 @@ def test_normalize_routes_valid_invalid_and_drops_canaries():
                     ("recentchange", "malformed JSON"),
                     ("recentchange", "missing field meta.dt"),
                     ("orders", "unknown event_type 'teleported'"),
+                    ("orders", "event_time 2027-12-01T00"),
+                    ("recentchange", "SSE event of 10,485,760+ bytes is too large"),
                     ("unknown", "unreadable envelope"),
                 ]
             ),
@@ -217,7 +223,7 @@ def test_chunked_speed_layer_stages_what_the_row_wise_one_does(tmp_path, chunk_s
     segment = tmp_path / "segment.jsonl"
     bad = ['{"meta": {"id": "x"', json.dumps({"meta": {"id": "y"}, "wiki": "enwiki", "type": "edit"})]
     segment.write_text(
-        "\n".join(envelope("recentchange", str(i), 1.0, line) for i, line in enumerate(lines + bad)) + "\n"
+        "\n".join(envelope("recentchange", str(i), RECEIVED, line) for i, line in enumerate(lines + bad)) + "\n"
     )
     staged = {}
     for chunked in (False, True):
