@@ -11,9 +11,11 @@ speed pipeline for a bounded time, and prints the table statistics, how to read 
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,8 +36,58 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=45.0, help="how long to ingest (default: %(default)s)")
     parser.add_argument("--rate", type=float, default=300.0, help="recentchange events/s (default: %(default)s)")
     parser.add_argument(
-        "--fresh", action="store_true", help="embedded profile: start from empty tables (deletes the demo state)"
+        "--fresh",
+        action="store_true",
+        help="embedded profile: start from empty tables (deletes the state directory, only if airlake made it)",
     )
+
+
+class NotAStateDir(RuntimeError):
+    """``--fresh`` was asked to delete a directory that airlake did not mark as its own."""
+
+
+def clear_state(state: Path) -> None:
+    """Deletes the state directory ``state`` and makes a new, empty, marked one.
+
+    Raises:
+        NotAStateDir: ``state`` exists but is not a directory holding the airlake state marker (``.airlake-state``);
+            nothing is deleted.
+    """
+    from catalog import STATE_MARKER, ensure_state_dir, is_state_dir
+
+    if state.exists() or state.is_symlink():
+        if not is_state_dir(state):
+            raise NotAStateDir(
+                f"--fresh deletes the state directory, but {state} has no {STATE_MARKER} marker, so airlake did not "
+                f"make it (or made it before markers existed): refusing to delete it. Choose another --state-dir, "
+                f"or delete it yourself if it is an old airlake state directory."
+            )
+        shutil.rmtree(state)
+    ensure_state_dir(state)
+
+
+DEMO_LEAD = timedelta(hours=1)
+"""How far in the past a fresh demo's replayed timeline starts."""
+
+DEMO_SPEEDUP = 20.0
+"""How much faster than real time the replayed demand runs: a demo of a minute shows 20 minutes of orders (placed,
+then accepted, picked up, delivered), and every demo run covers as much event time as the one before it."""
+
+
+def timeline(newest: datetime | None, now: datetime, seconds: float, rate: float) -> tuple[datetime, float]:
+    """Where the demo's replayed demand starts and its pace (events per second of event time).
+
+    The timeline starts ``DEMO_LEAD`` in the past, or just after the newest committed event when that is later: a
+    second demo on the same state resumes by event time from there (its firehoses are new logs), so a timeline that
+    reached back before it would be skipped. It runs ``DEMO_SPEEDUP`` times faster than real time, slower when that
+    would take it past the wall clock: no event is dated ahead of the time it is received.
+    """
+    start = now - DEMO_LEAD
+    if newest is not None and newest + timedelta(seconds=1) > start:
+        start = min(newest + timedelta(seconds=1), now)
+    room = (now - start).total_seconds() + seconds
+    speedup = min(DEMO_SPEEDUP, max(1.0, room / max(seconds, 1.0)))
+    return start, rate / speedup
 
 
 def _start(command: list[str], log: Path) -> subprocess.Popen:
@@ -86,15 +138,21 @@ class TrinoCounts(threading.Thread):
 
 
 def main(args: argparse.Namespace, settings: Settings) -> int:
-    import shutil
-
+    from catalog import ensure_state_dir
     from lake.stats import format_table, lake_stats
     from pipelines import speed
 
     state = settings.state_dir
     local = settings.profile != "embedded"
     if args.fresh and not local:
-        shutil.rmtree(state, ignore_errors=True)
+        try:
+            clear_state(state)
+        except (NotAStateDir, OSError) as exc:
+            print(f"airlake demo: {exc}", file=sys.stderr)
+            return 2
+    elif args.fresh:
+        print(f"airlake demo: --fresh applies to the embedded profile only; the {settings.profile} lake is kept")
+    ensure_state_dir(state)
     if local:
         settings = _stack_up(settings, args)
     logs = state / "logs"
@@ -107,10 +165,12 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
     procs: list[subprocess.Popen] = []
     counts: TrinoCounts | None = None
     try:
-        rc = _start(
-            [*base, "firehose", "serve", "--port", str(rc_port), "--loop", "--rate", str(args.rate)],
-            logs / "firehose-recentchange.log",
-        )
+        from catalog import load_catalog
+        from lake.stats import newest_event_time
+
+        start, pace = timeline(newest_event_time(load_catalog(settings)), datetime.now(UTC), args.seconds, args.rate)
+        replay = ["--loop", "--rate", str(args.rate), "--pace", f"{pace:.3f}", "--start-time", start.isoformat()]
+        rc = _start([*base, "firehose", "serve", "--port", str(rc_port), *replay], logs / "firehose-recentchange.log")
         procs.append(rc)
         wait_healthy(f"http://{host}:{rc_port}/healthz", rc, logs / "firehose-recentchange.log")
         orders = _start(
@@ -119,7 +179,10 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
         )
         procs.append(orders)
         wait_healthy(f"http://{host}:{orders_port}/healthz", orders, logs / "firehose-orders.log")
-        print(f"  recentchange firehose: {rc_url} ({args.rate:.0f} events/s, looping the recordings)")
+        print(
+            f"  recentchange firehose: {rc_url} ({args.rate:.0f} events/s, looping the recordings; event times from"
+            f" {start:%H:%M:%S} UTC at {args.rate / pace:.1f}x real time)"
+        )
         print(f"  order firehose:        {orders_url} (rate follows the demand)")
         print(f"  ingesting for {args.seconds:.0f} s into the {settings.profile} lake; progress every 5 s\n")
         ns = argparse.Namespace(
