@@ -419,6 +419,19 @@ def test_parser_bounds_lines_and_events_and_goes_on() -> None:
         assert parser.last_event_id == "3"
 
 
+def take_traced(url: str, count: int) -> tuple[SseStream, list[SseEvent], int]:
+    """The first ``count`` events of ``url``, and the peak of memory traced while reading them."""
+    tracemalloc.start()
+    try:
+        stream = fast_stream(url)
+        events = take(stream, count)
+        stream.close()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return stream, events, peak
+
+
 def test_a_10_mb_line_is_an_error_event_in_bounded_memory(serve: Callable[[Script], ScriptedServer]) -> None:
     piece = b"x" * 65536
     pieces = 10 * 1024 * 1024 // len(piece)
@@ -431,14 +444,7 @@ def test_a_10_mb_line_is_an_error_event_in_bounded_memory(serve: Callable[[Scrip
         stopped.wait(10)
 
     server = serve(script)
-    tracemalloc.start()
-    try:
-        stream = fast_stream(server.url())
-        events = take(stream, 4)
-        stream.close()
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    stream, events, peak = take_traced(server.url(), 4)
     first = events[0]
     assert first.id == "0"
     assert first.error == f"SSE line of {pieces * len(piece) + 6:,} bytes exceeds max_line_bytes=1,048,576"
@@ -491,14 +497,7 @@ def test_a_gzip_bomb_is_read_in_bounded_memory(serve: Callable[[Script], Scripte
         stopped.wait(10)
 
     server = serve(script)
-    tracemalloc.start()
-    try:
-        stream = fast_stream(server.url())
-        events = take(stream, 3)
-        stream.close()
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    _, events, peak = take_traced(server.url(), 3)
     assert events[0].error is not None and "max_line_bytes" in events[0].error
     assert [e.data for e in events[1:]] == ['{"n": 1}', '{"n": 2}']
     assert peak < 4 * 1024 * 1024, f"peak {peak:,} bytes"
