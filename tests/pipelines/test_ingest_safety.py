@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
+import zlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -128,3 +131,45 @@ def test_a_permanent_commit_error_ends_ingestion_and_names_the_table(tmp_path: P
     assert took < 60
     assert "cannot commit to raw.recentchange" in run.output(), run.output()[-3000:]
     assert "does not exist" in run.output()
+
+
+class _OversizedGzipFirehose(BaseHTTPRequestHandler):
+    """A gzip-encoded SSE stream of recorded events with one 10 MB line in the middle (ids 0, 1, 2, ...)."""
+
+    events: list[bytes] = []
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        after = self.headers.get("Last-Event-ID")
+        start = int(after) + 1 if after is not None else 0
+        packer = zlib.compressobj(wbits=16 + zlib.MAX_WBITS)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Content-Encoding", "gzip")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        for number, data in enumerate(self.events[start:], start=start):
+            self.wfile.write(packer.compress(b"id: %d\ndata: %s\n\n" % (number, data)))
+        self.wfile.write(packer.flush())
+
+
+def test_a_10_mb_line_in_a_gzip_stream_is_a_dead_letter_and_the_stream_goes_on(tmp_path: Path):
+    recorded = [line.encode() for line in RECORDING_2018.read_text().splitlines()[:200]]
+    _OversizedGzipFirehose.events = [*recorded[:100], b"x" * (10 * 1024 * 1024), *recorded[100:]]
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _OversizedGzipFirehose)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    state = tmp_path / "state"
+    url = f"http://127.0.0.1:{server.server_address[1]}/v2/stream/recentchange"
+    try:
+        run = ingest(state, tmp_path / "ingest.log", url, "--stop-after-idle", "4")
+        assert run.wait(180) == 0, run.output()[-3000:]
+    finally:
+        server.shutdown()
+    stats = lake_stats(state)
+    assert stats["raw.recentchange"]["rows"] == stats["raw.recentchange"]["distinct_ids"] == 200
+    letters = catalog_of(state).load_table("raw.dead_letters").scan().to_arrow().to_pylist()
+    assert len(letters) == 1 and letters[0]["sse_id"] == "100"
+    assert "exceeds max_line_bytes=1,048,576" in letters[0]["error"]
+    assert len(letters[0]["payload"]) <= 1024
