@@ -6,8 +6,10 @@ Imports only :mod:`airlake.config` (and pyiceberg, lazily).
 
 from __future__ import annotations
 
+import contextlib
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from airlake.config import CATALOG_NAME, Settings, load_settings
 
@@ -68,4 +70,63 @@ def load_catalog(settings: Settings | None = None, profile: str | None = None) -
         ensure_state_dir(state)
     for path in local_paths:
         path.mkdir(parents=True, exist_ok=True)
-    return pyiceberg_load_catalog(CATALOG_NAME, **props)
+    catalog = _create(pyiceberg_load_catalog, props)
+    engine = getattr(catalog, "engine", None)
+    if engine is not None:
+        tune_engine(engine)
+    return catalog
+
+
+def _create(loader: Any, props: dict[str, str], attempts: int = 3) -> Catalog:
+    """pyiceberg's catalog; on a new database its first use creates the catalog's tables, and when two processes
+    do that at once the slower one's ``CREATE TABLE`` fails: the tables are there then, so it tries again."""
+    from sqlalchemy.exc import DBAPIError
+
+    for attempt in range(1, attempts + 1):
+        try:
+            return loader(CATALOG_NAME, **props)
+        except DBAPIError as exc:
+            if attempt == attempts or not ("already exists" in str(exc) or "pg_type_typname_nsp_index" in str(exc)):
+                raise
+            time.sleep(0.05 * attempt)
+    raise AssertionError("unreachable")
+
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+"""How long a SQLite catalog connection waits for another process's write before it fails (pysqlite's is 5 s)."""
+
+IDLE_IN_TRANSACTION_TIMEOUT_MS = 60_000
+"""PostgreSQL ends a catalog session that sits in an open transaction this long (a writer paused mid-commit), so
+its locks can't keep the writer lease from being taken over."""
+
+
+def tune_engine(engine: Any) -> None:
+    """Connection settings for several processes sharing one catalog database.
+
+    SQLite runs in WAL mode (readers and the writer don't block each other, so a paused process can't lock readers
+    out) with a longer busy timeout; PostgreSQL sessions get an ``idle_in_transaction_session_timeout``.
+    """
+    from sqlalchemy import event
+
+    dialect = engine.dialect.name
+    if dialect not in ("sqlite", "postgresql"):
+        return
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            if dialect == "sqlite":
+                cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+                cursor.execute("PRAGMA journal_mode")
+                if str(cursor.fetchone()[0]).lower() != "wal":
+                    # Persistent, once per database file; when another process holds a lock, a later connection sets it.
+                    with contextlib.suppress(Exception):
+                        cursor.execute("PRAGMA journal_mode = WAL")
+            else:
+                cursor.execute(f"SET idle_in_transaction_session_timeout = {IDLE_IN_TRANSACTION_TIMEOUT_MS}")
+                dbapi_connection.commit()
+        finally:
+            cursor.close()
+
+    event.listen(engine, "connect", on_connect)
+    engine.dispose()  # connections opened before the listener (pyiceberg's table check) are not reused

@@ -317,10 +317,19 @@ class Lease:
         """Takes the lease; raises :class:`LeaseHeld` when another holder has it (after ``timeout`` with ``wait``)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         announced = False
+        from sqlalchemy.exc import OperationalError
+
         while True:
-            if self.try_acquire():
-                return self
-            info = read_lease(self.engine, self.name)
+            try:
+                if self.try_acquire():
+                    return self
+                info = read_lease(self.engine, self.name)
+            except OperationalError as exc:  # the database is down or locked by another process's write
+                if not wait or (deadline is not None and time.monotonic() >= deadline):
+                    raise LeaseError(f"cannot take the {self.name!r} writer lease: {str(exc).splitlines()[0]}") from exc
+                log.warning("the catalog database is not answering (%s); retrying", str(exc).splitlines()[0])
+                time.sleep(poll)
+                continue
             if info is None or info.holder is None:
                 continue  # released in between: try again at once
             if not wait or (deadline is not None and time.monotonic() >= deadline):
