@@ -21,17 +21,17 @@ def test_quick_benchmark_reports_every_figure_and_lands_every_event(tmp_path: Pa
     out = tmp_path / "ingest.json"
     run = subprocess.run(
         [sys.executable, "-m", "bench.ingest", "--quick", "--events", str(EVENTS)]
-        + ["--contenders", "airlake,plain", "--out", str(out)],
+        + ["--contenders", "airlake,plain,plain-tuned", "--out", str(out)],
         cwd=REPO,
         env=clean_env(),
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=300,
     )
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     report = json.loads(out.read_text())
     runs = {(r["contender"], r["scenario"]): r for r in report["results"]}
-    assert set(runs) == {(c, s) for c in ("airlake", "plain") for s in ("max", "rate")}
+    assert set(runs) == {(c, s) for c in ("airlake", "plain", "plain-tuned") for s in ("max", "rate")}
     for (contender, scenario), r in runs.items():
         assert r["ok"], r["error"]
         lake = r["lake"]
@@ -44,6 +44,8 @@ def test_quick_benchmark_reports_every_figure_and_lands_every_event(tmp_path: Pa
             assert lake["lag_p50_s"] is not None and lake["lag_p95_s"] is not None
     assert runs[("airlake", "max")]["process"]["committed_rows"]["raw.recentchange"] == EVENTS
     assert runs[("plain", "max")]["process"]["committed_rows"] == EVENTS
+    assert runs[("plain-tuned", "max")]["process"]["committed_rows"] == EVENTS
     assert runs[("airlake", "max")]["lake"]["dead_letters"] == 0
-    for line in ("| contender", "| airlake", "| plain", "target"):
+    assert runs[("airlake", "max")]["process"]["fence_checks"] > 0
+    for line in ("| contender", "| airlake", "| plain", "| plain-tuned", "target", "writer lease and fencing"):
         assert line in run.stdout
