@@ -30,7 +30,8 @@ from datetime import UTC, datetime
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from sources.normalize import RECENTCHANGE_SOURCE, event_key, loads
+from sources.events import RECENTCHANGE_SOURCE
+from sources.normalize import event_key, loads
 
 log = logging.getLogger(__name__)
 

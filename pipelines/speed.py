@@ -58,15 +58,8 @@ from lake.schemas import (
     TableDef,
 )
 from pipelines.readers import ReaderProcess, SourceSpec, ready
-from pipelines.transforms import (
-    DEFAULT_MAX_AHEAD_SECONDS,
-    ORDERS_SOURCE,
-    RECENTCHANGE_SOURCE,
-    SOURCES,
-    envelope,
-    read_staged,
-    row_key,
-)
+from pipelines.transforms import DEFAULT_MAX_AHEAD_SECONDS, envelope, read_staged, row_key
+from sources.events import ORDERS_SOURCE, RECENTCHANGE_SOURCE, SOURCES
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog

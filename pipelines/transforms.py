@@ -28,20 +28,17 @@ from apache_beam.transforms import trigger as triggers
 from apache_beam.transforms import window
 
 from lake.schemas import DEAD_LETTERS, DEMAND_MINUTE, ORDERS, ORDERS_MINUTE, RECENTCHANGE, TableDef
+from sources.events import DELIVERED, ORDER_EVENT_TYPES, ORDERS_SOURCE, PLACED, RECENTCHANGE_SOURCE, is_canary
 from sources.normalize import (
-    ORDERS_SOURCE,
-    RECENTCHANGE_SOURCE,
-    SOURCES,
     InvalidEvent,
     event_key,
-    is_canary,
     order_row,
     parse_json_object,
     recentchange_row,
     row_key,
 )
 
-__all__ = ["ORDERS_SOURCE", "RECENTCHANGE_SOURCE", "SOURCES", "event_key", "row_key"]
+__all__ = ["event_key", "row_key"]
 
 
 # Tags of Normalize's outputs.
@@ -368,18 +365,15 @@ class DemandPerMinute(beam.PTransform):
         )
 
 
-ORDER_TYPES = ("placed", "accepted", "picked_up", "delivered", "cancelled")
-
-
 def order_value(row: dict[str, Any]) -> tuple:
     """(placed, accepted, picked_up, delivered, cancelled, gmv_placed_cents, gmv_delivered_cents, delivery_min)."""
     kind = row["event_type"]
     cents = int((row.get("order_total") or Decimal(0)) * CENTS)
-    counts = tuple(int(kind == t) for t in ORDER_TYPES)
-    delivered = kind == "delivered"
+    counts = tuple(int(kind == t) for t in ORDER_EVENT_TYPES)
+    delivered = kind == DELIVERED
     return (
         *counts,
-        cents if kind == "placed" else 0,
+        cents if kind == PLACED else 0,
         cents if delivered else 0,
         float(row.get("delivery_minutes") or 0.0) if delivered else 0.0,
     )

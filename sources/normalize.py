@@ -16,11 +16,8 @@ from typing import Any
 
 import orjson
 
-RECENTCHANGE_SOURCE = "recentchange"
-ORDERS_SOURCE = "orders"
-SOURCES = (RECENTCHANGE_SOURCE, ORDERS_SOURCE)
+from sources.events import ORDER_EVENT_TYPES, RECENTCHANGE_SOURCE
 
-ORDER_EVENT_TYPES = frozenset({"placed", "accepted", "picked_up", "delivered", "cancelled"})
 CENT = Decimal("0.01")
 
 
@@ -87,11 +84,6 @@ def _opt_bool(value: Any) -> bool | None:
 
 def _opt_str(value: Any) -> str | None:
     return None if value is None else str(value)
-
-
-def is_canary(obj: dict[str, Any]) -> bool:
-    meta = obj.get("meta")
-    return isinstance(meta, dict) and meta.get("domain") == "canary"
 
 
 def recentchange_row(obj: dict[str, Any], *, raw: str, sse_id: str | None, ingested_at: datetime) -> dict[str, Any]:

@@ -1,14 +1,18 @@
-"""Wikimedia recentchange events: what to drop before the pipeline sees them."""
+"""Wikimedia recentchange events: what to drop before the pipeline sees them.
+
+Imports :mod:`sources.events` (what a canary is) and :mod:`sources.sse` (the event type it filters).
+"""
 
 from __future__ import annotations
 
 import json
 
+from sources import events
 from sources.sse import SseEvent
 
 
 def is_canary(event: SseEvent) -> bool:
-    """Whether an event is one of the canary events Wikimedia injects to monitor the stream.
+    """Whether an event read from the stream is a canary (:func:`sources.events.is_canary`), as an ``SseStream`` drop.
 
     A substring check rules out almost every event before any JSON is parsed. Malformed JSON is not a
     canary: it passes through so that the pipeline dead-letters it.
@@ -19,10 +23,10 @@ def is_canary(event: SseEvent) -> bool:
     Returns:
         True when the event's ``meta.domain`` is ``"canary"``.
     """
-    if '"canary"' not in event.data:
+    if f'"{events.CANARY_DOMAIN}"' not in event.data:
         return False
     try:
-        meta = json.loads(event.data).get("meta")
-    except (ValueError, AttributeError):
+        parsed = json.loads(event.data)
+    except ValueError:
         return False
-    return isinstance(meta, dict) and meta.get("domain") == "canary"
+    return isinstance(parsed, dict) and events.is_canary(parsed)
