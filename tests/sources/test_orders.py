@@ -1,4 +1,4 @@
-"""Tests of the order generator and the order event log (sources/orders.py)."""
+"""Tests of the order generator and the order event log (the package sources/orders/)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -39,7 +38,7 @@ from sources.orders import (
     poisson,
     read_demand_file,
 )
-from tests.conftest import MODERN_SAMPLES, RECORDING_2018
+from tests.conftest import MODERN_SAMPLES, RECORDING_2018, REPO
 
 WIKIDATA_FILE = RECORDING_2018
 MODERN_FILE = MODERN_SAMPLES
@@ -599,7 +598,7 @@ def test_cli_serves_orders(tmp_path, wikidata_events) -> None:
     import sys
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRLAKE")}
-    env["PYTHONPATH"] = str(Path(orders.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = str(REPO)
     command = [sys.executable, "-m", "airlake", "firehose", "orders", "--port", "0", "--demand-file"]
     process = subprocess.Popen(
         [*command, str(WIKIDATA_FILE), "--drop-every", "3000"],

@@ -1,0 +1,137 @@
+"""``airlake firehose orders``: its flags, its pacing and its main, which serves an :class:`OrderLog` over SSE.
+
+Imports the other modules of :mod:`sources.orders` and :mod:`sources.sse_server`; the CLI registry in
+:mod:`airlake.cli` reaches it through :mod:`sources.orders`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+from pathlib import Path
+from typing import Any
+
+from sources.orders.generator import generator_from_settings
+from sources.orders.log import DEFAULT_RETENTION, OrderLog
+from sources.sse_server import Pacing, add_pacing_arguments
+from sources.sse_server import pacing_from_args as sse_pacing_from_args
+
+STREAM_PATH = "/v2/stream/orders"
+
+# Settings keys read by this module.
+KEY_ORDERS_PORT = "firehose.orders_port"
+KEY_HOST = "firehose.host"
+KEY_DEMAND_URL = "sources.recentchange.url"
+KEY_USER_AGENT = "sources.recentchange.user_agent"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds the flags of ``airlake firehose orders``."""
+    parser.add_argument("--host", help="address to bind (default: firehose.host, 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default: firehose.orders_port, 8091; 0 picks one)")
+    parser.add_argument("--seed", type=int, help="seed of the generator (default: firehose.seed)")
+    demand = parser.add_mutually_exclusive_group()
+    demand.add_argument(
+        "--demand-url",
+        metavar="URL",
+        help="SSE stream of recentchange events (default: sources.recentchange.url)",
+    )
+    demand.add_argument(
+        "--demand-file", type=Path, metavar="FILE.jsonl", help="a recording of recentchange events instead"
+    )
+    parser.add_argument(
+        "--orders-per-edit", type=float, metavar="X", help="mean orders per demand event (firehose.orders_per_edit)"
+    )
+    add_pacing_arguments(parser, default="default: as fast as the orders are generated", times="the event times")
+    parser.add_argument(
+        "--drop-every",
+        type=int,
+        default=0,
+        metavar="N",
+        help="fault: close each connection abruptly after every N events sent on it",
+    )
+    parser.add_argument(
+        "--retention",
+        type=int,
+        default=DEFAULT_RETENTION,
+        metavar="N",
+        help=f"events kept in memory for resuming clients (default {DEFAULT_RETENTION:,})",
+    )
+
+
+def pacing_from_args(args: argparse.Namespace) -> Pacing:
+    """The pacing of ``airlake firehose orders``: none unless ``--rate`` or ``--speedup`` asks for it."""
+    return sse_pacing_from_args(args, None)
+
+
+def main(args: argparse.Namespace, settings: Any) -> int:
+    """Runs ``airlake firehose orders`` until Ctrl-C or SIGTERM: generates orders and serves them over SSE.
+
+    Args:
+        args: the parsed flags (see :func:`add_arguments`).
+        settings: the resolved :class:`airlake.config.Settings`.
+
+    Returns:
+        The exit status.
+    """
+    import signal
+
+    from sources.sse_server import Faults, SseServer
+
+    try:
+        pacing = pacing_from_args(args)
+        generator = generator_from_settings(settings, seed=args.seed, orders_per_edit=args.orders_per_edit)
+    except ValueError as exc:
+        print(f"airlake firehose orders: {exc}", flush=True)
+        return 2
+    if args.demand_file is not None:
+        if not args.demand_file.is_file():
+            print(f"airlake firehose orders: no demand file {args.demand_file}", flush=True)
+            return 2
+        log = OrderLog.from_file(args.demand_file, generator, retention=args.retention)
+        demand_name = str(args.demand_file)
+    else:
+        demand_name = args.demand_url or str(settings.require(KEY_DEMAND_URL))
+        log = OrderLog.from_url(
+            demand_name,
+            generator,
+            user_agent=str(settings.require(KEY_USER_AGENT)),
+            retention=args.retention,
+            connect_timeout=float(settings.get("sources.recentchange.connect_timeout", 10.0)),
+            read_timeout=float(settings.get("sources.recentchange.read_timeout", 60.0)),
+            backoff_initial=float(settings.get("sources.recentchange.backoff_initial", 0.5)),
+            backoff_max=float(settings.get("sources.recentchange.backoff_max", 30.0)),
+        )
+    host = args.host or str(settings.get(KEY_HOST) or "127.0.0.1")
+    port = args.port if args.port is not None else int(settings.get(KEY_ORDERS_PORT, 8091))
+    try:
+        server = SseServer(host, port)
+    except OSError as exc:
+        print(f"airlake firehose orders: cannot listen on {host}:{port}: {exc}", flush=True)
+        return 2
+    server.add_stream(STREAM_PATH, log, pacing=pacing, faults=Faults(drop_every=args.drop_every))
+    done = threading.Event()
+
+    def _on_signal(signum: int, frame: object) -> None:
+        done.set()
+
+    previous = signal.signal(signal.SIGTERM, _on_signal)
+    log.start()
+    server.start()
+    print(
+        f"orders firehose serving at {server.url(STREAM_PATH)} (demand {demand_name}, seed {generator.seed}, "
+        f"log {log.log_id}, "
+        f"{generator.orders_per_edit:g} orders per edit); stats at {server.url('/stats')}",
+        flush=True,
+    )
+    try:
+        while not done.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+        log.close()
+        signal.signal(signal.SIGTERM, previous)
+        print("orders firehose stopped", flush=True)
+    return 0
