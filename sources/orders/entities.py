@@ -1,7 +1,8 @@
 """The entities of a market: its profile (locale, currency, prices), restaurants, menus, couriers and customers.
 
+The menu and the market profiles are data, ``menu.yaml`` beside this module (package data), read once on import.
 Also the one place where a wiki is mapped to its market (:func:`market_for_wiki`). Imports nothing of airlake's
-(Faker lazily, when a market is built).
+(PyYAML to read the data file; Faker lazily, when a market is built).
 """
 
 from __future__ import annotations
@@ -9,9 +10,12 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from typing import Any
 
 DEFAULT_MARKET = "springfield"
+MENU_FILE = "menu.yaml"
+"""The menu (cuisines, dishes, course weights) and the market profiles: a data file shipped in this package."""
 
 # Settings keys read by this module.
 KEY_MARKETS_DEFAULT = "markets.default"
@@ -31,18 +35,17 @@ class MarketProfile:
     charm: bool = True
 
 
-MARKET_PROFILES: dict[str, MarketProfile] = {
-    "london": MarketProfile("en_GB", "GBP", 1.0, 10),
-    "new-york": MarketProfile("en_US", "USD", 1.35, 10),
-    "springfield": MarketProfile("en_US", "USD", 1.1, 10),
-    "berlin": MarketProfile("de_DE", "EUR", 1.05, 10),
-    "paris": MarketProfile("fr_FR", "EUR", 1.2, 10),
-    "madrid": MarketProfile("es_ES", "EUR", 1.0, 10),
-    "rome": MarketProfile("it_IT", "EUR", 1.05, 10),
-    "tokyo": MarketProfile("ja_JP", "JPY", 150.0, 1000, charm=False),
-    "sao-paulo": MarketProfile("pt_BR", "BRL", 4.5, 10),
-}
-FALLBACK_PROFILE = MarketProfile("en_US", "USD", 1.1, 10)
+def _load_menu() -> dict[str, Any]:
+    """The package's data file :data:`MENU_FILE`, parsed."""
+    import yaml
+
+    return yaml.safe_load(resources.files(__package__).joinpath(MENU_FILE).read_text(encoding="utf-8"))
+
+
+_MENU = _load_menu()
+
+MARKET_PROFILES: dict[str, MarketProfile] = {name: MarketProfile(**p) for name, p in _MENU["markets"].items()}
+FALLBACK_PROFILE = MarketProfile(**_MENU["fallback"])
 
 
 def market_profile(market: str) -> MarketProfile:
@@ -82,189 +85,16 @@ def market_mapping(settings_or_mapping: Any) -> tuple[Mapping[str, str], str]:
     return section, DEFAULT_MARKET
 
 
+# cuisine -> (restaurant name templates, dishes as (name, course, price in GBP)), in the data file's order
 CUISINES: dict[str, tuple[tuple[str, ...], tuple[tuple[str, str, float], ...]]] = {
-    "pizza": (
-        ("Pizzeria {last}", "{first}'s Pizza", "{city} Slice"),
-        (
-            ("Margherita", "main", 10.5),
-            ("Diavola", "main", 12.5),
-            ("Quattro Formaggi", "main", 13.0),
-            ("Capricciosa", "main", 13.5),
-            ("Funghi", "main", 11.5),
-            ("Prosciutto e Rucola", "main", 14.0),
-            ("Calzone", "main", 13.0),
-            ("Marinara", "main", 9.5),
-            ("Garlic Bread", "side", 4.5),
-            ("Caprese Salad", "side", 6.5),
-            ("Dough Balls", "side", 5.0),
-            ("Tiramisu", "dessert", 5.5),
-            ("Panna Cotta", "dessert", 5.0),
-            ("San Pellegrino", "drink", 2.5),
-            ("Peroni", "drink", 4.5),
-        ),
-    ),
-    "burgers": (
-        ("{last}'s Burgers", "{city} Burger Co.", "Grill {last}"),
-        (
-            ("Classic Cheeseburger", "main", 10.0),
-            ("Double Smash Burger", "main", 13.5),
-            ("Bacon BBQ Burger", "main", 12.5),
-            ("Crispy Chicken Burger", "main", 11.5),
-            ("Mushroom Swiss Burger", "main", 12.0),
-            ("Veggie Burger", "main", 11.0),
-            ("Fries", "side", 3.5),
-            ("Sweet Potato Fries", "side", 4.5),
-            ("Onion Rings", "side", 4.0),
-            ("Chicken Wings", "side", 7.0),
-            ("Coleslaw", "side", 2.5),
-            ("Chocolate Milkshake", "drink", 5.0),
-            ("Cola", "drink", 2.5),
-            ("Brownie", "dessert", 4.5),
-        ),
-    ),
-    "sushi": (
-        ("{city} Sushi", "Sushi {last}", "{last} Sushi Bar"),
-        (
-            ("Salmon Nigiri Set", "main", 12.0),
-            ("Tuna Maki", "main", 8.5),
-            ("California Roll", "main", 9.0),
-            ("Dragon Roll", "main", 13.5),
-            ("Chirashi Bowl", "main", 16.0),
-            ("Sashimi Platter", "main", 19.0),
-            ("Chicken Katsu Curry", "main", 12.5),
-            ("Edamame", "side", 4.0),
-            ("Miso Soup", "side", 3.5),
-            ("Gyoza", "side", 6.0),
-            ("Seaweed Salad", "side", 5.0),
-            ("Mochi", "dessert", 4.5),
-            ("Green Tea", "drink", 2.5),
-            ("Ramune", "drink", 3.0),
-        ),
-    ),
-    "indian": (
-        ("{last} Curry House", "Spice of {city}", "Tandoori {first}"),
-        (
-            ("Chicken Tikka Masala", "main", 12.0),
-            ("Lamb Rogan Josh", "main", 13.5),
-            ("Palak Paneer", "main", 10.5),
-            ("Chana Masala", "main", 9.5),
-            ("Chicken Biryani", "main", 13.0),
-            ("Prawn Jalfrezi", "main", 14.0),
-            ("Butter Chicken", "main", 12.5),
-            ("Garlic Naan", "side", 3.5),
-            ("Pilau Rice", "side", 3.5),
-            ("Onion Bhaji", "side", 4.5),
-            ("Vegetable Samosas", "side", 4.5),
-            ("Mango Lassi", "drink", 3.5),
-            ("Gulab Jamun", "dessert", 4.0),
-        ),
-    ),
-    "chinese": (
-        ("Golden {city} Dragon", "{last}'s Wok", "Jade Garden {last}"),
-        (
-            ("Kung Pao Chicken", "main", 11.0),
-            ("Sweet and Sour Pork", "main", 10.5),
-            ("Beef in Black Bean Sauce", "main", 12.0),
-            ("Mapo Tofu", "main", 10.0),
-            ("Crispy Duck Pancakes", "main", 14.5),
-            ("Singapore Noodles", "main", 10.0),
-            ("Egg Fried Rice", "side", 4.0),
-            ("Spring Rolls", "side", 4.5),
-            ("Prawn Crackers", "side", 2.5),
-            ("Hot and Sour Soup", "side", 4.5),
-            ("Dim Sum Basket", "side", 7.0),
-            ("Jasmine Tea", "drink", 2.0),
-            ("Lychee Sorbet", "dessert", 4.0),
-        ),
-    ),
-    "thai": (
-        ("{city} Thai Kitchen", "Baan {first}", "Thai Orchid {last}"),
-        (
-            ("Pad Thai", "main", 11.0),
-            ("Green Curry", "main", 11.5),
-            ("Massaman Curry", "main", 12.5),
-            ("Pad Kra Pao", "main", 11.0),
-            ("Tom Yum Soup", "main", 9.5),
-            ("Khao Soi", "main", 12.0),
-            ("Chicken Satay", "side", 6.0),
-            ("Som Tam", "side", 6.5),
-            ("Jasmine Rice", "side", 3.0),
-            ("Fish Cakes", "side", 6.0),
-            ("Mango Sticky Rice", "dessert", 5.5),
-            ("Thai Iced Tea", "drink", 3.5),
-        ),
-    ),
-    "mexican": (
-        ("Taqueria {last}", "{first}'s Cantina", "El {city} Burrito"),
-        (
-            ("Carnitas Burrito", "main", 10.5),
-            ("Chicken Burrito Bowl", "main", 10.0),
-            ("Al Pastor Tacos", "main", 9.5),
-            ("Fish Tacos", "main", 10.5),
-            ("Beef Quesadilla", "main", 9.5),
-            ("Vegetarian Enchiladas", "main", 10.0),
-            ("Nachos", "side", 6.5),
-            ("Guacamole and Chips", "side", 5.5),
-            ("Elote", "side", 4.0),
-            ("Churros", "dessert", 4.5),
-            ("Horchata", "drink", 3.5),
-            ("Jarritos", "drink", 3.0),
-        ),
-    ),
-    "mediterranean": (
-        ("{last}'s Grill", "Meze {city}", "The {last} Taverna"),
-        (
-            ("Chicken Souvlaki Plate", "main", 12.0),
-            ("Lamb Kofta", "main", 13.0),
-            ("Falafel Wrap", "main", 8.5),
-            ("Halloumi Wrap", "main", 9.0),
-            ("Chicken Shawarma", "main", 9.5),
-            ("Moussaka", "main", 12.5),
-            ("Hummus and Pitta", "side", 5.0),
-            ("Greek Salad", "side", 6.5),
-            ("Tabbouleh", "side", 5.0),
-            ("Stuffed Vine Leaves", "side", 5.0),
-            ("Baklava", "dessert", 4.5),
-            ("Ayran", "drink", 2.5),
-        ),
-    ),
-    "healthy": (
-        ("{city} Greens", "Bowl {last}", "{first}'s Kitchen"),
-        (
-            ("Poke Bowl", "main", 11.5),
-            ("Quinoa Salad", "main", 9.5),
-            ("Chicken Caesar Salad", "main", 10.0),
-            ("Buddha Bowl", "main", 10.5),
-            ("Salmon Teriyaki Bowl", "main", 12.5),
-            ("Avocado Toast", "main", 8.5),
-            ("Sweet Potato Wedges", "side", 4.0),
-            ("Soup of the Day", "side", 5.0),
-            ("Green Smoothie", "drink", 5.0),
-            ("Cold Brew", "drink", 3.5),
-            ("Kombucha", "drink", 3.5),
-            ("Acai Bowl", "dessert", 7.0),
-        ),
-    ),
-    "breakfast": (
-        ("{last}'s Cafe", "Morning {city}", "The {first} Bakery"),
-        (
-            ("Full Breakfast", "main", 11.0),
-            ("Eggs Benedict", "main", 10.0),
-            ("Pancake Stack", "main", 9.0),
-            ("Breakfast Burrito", "main", 9.5),
-            ("Shakshuka", "main", 10.5),
-            ("Bagel with Salmon", "main", 8.5),
-            ("Croissant", "side", 3.0),
-            ("Granola Pot", "side", 4.5),
-            ("Hash Browns", "side", 3.5),
-            ("Flat White", "drink", 3.5),
-            ("Fresh Orange Juice", "drink", 4.0),
-            ("Cinnamon Bun", "dessert", 3.5),
-        ),
-    ),
+    cuisine: (
+        tuple(entry["restaurant_names"]),
+        tuple((str(name), str(course), float(price)) for name, course, price in entry["dishes"]),
+    )
+    for cuisine, entry in _MENU["cuisines"].items()
 }
 CUISINE_NAMES = tuple(CUISINES)
-COURSE_WEIGHTS = {"main": 6.0, "side": 2.5, "drink": 1.5, "dessert": 1.0}
+COURSE_WEIGHTS: dict[str, float] = {course: float(weight) for course, weight in _MENU["course_weights"].items()}
 
 
 @dataclass(frozen=True)
