@@ -175,7 +175,8 @@ class ConfigError(ValueError):
     """A setting is missing or has a value airlake cannot use."""
 
 
-def _env_name(path: str) -> str:
+def env_name(path: str) -> str:
+    """The environment variable of a setting: ``stack.s3.access_key`` is ``AIRLAKE__STACK__S3__ACCESS_KEY``."""
     return ENV_PREFIX + path.replace(".", "__").upper()
 
 
@@ -212,14 +213,14 @@ def _coerce(raw: str, like: Any, path: str) -> Any:
             return True
         if raw.lower() in ("0", "false", "no", "off"):
             return False
-        raise ConfigError(f"{_env_name(path)}={raw!r} is not a boolean")
+        raise ConfigError(f"{env_name(path)}={raw!r} is not a boolean")
     try:
         if isinstance(like, int):
             return int(raw)
         if isinstance(like, float):
             return float(raw)
     except ValueError as exc:
-        raise ConfigError(f"{_env_name(path)}={raw!r} is not a {type(like).__name__}") from exc
+        raise ConfigError(f"{env_name(path)}={raw!r} is not a {type(like).__name__}") from exc
     return raw
 
 
@@ -241,7 +242,7 @@ class Settings:
     def require(self, path: str) -> Any:
         value = self.get(path)
         if value is None or value == "":
-            raise ConfigError(f"setting {path} is not set (set it in airlake.toml or as {_env_name(path)})")
+            raise ConfigError(f"setting {path} is not set (set it in airlake.toml or as {env_name(path)})")
         return value
 
     @property
@@ -270,7 +271,7 @@ class Settings:
                 raise ConfigError(f"profile {name!r} refers to {{{key}}}, which is not a setting")
             if value == "":
                 raise ConfigError(
-                    f"setting {key} is not set (set it as {_env_name(key)}; `airlake stack up` generates it)"
+                    f"setting {key} is not set (set it as {env_name(key)}; `airlake stack up` generates it)"
                 )
             return str(value)
 

@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+SPEED_WRITER = "speed"
+"""The writer name of the speed pipeline: its lease, its batch marks and its spool and stage folders."""
+
 # Snapshot summary keys. A position key is followed by the source name.
 WRITER = "airlake.writer"
 BATCH = "airlake.batch"

@@ -7,15 +7,13 @@ import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from lake.commit import latest_mark
+from lake.commit import SPEED_WRITER, latest_mark
 from lake.schemas import ALL_TABLES, ORDERS, RECENTCHANGE, TableDef
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
 
     from airlake.config import Settings
-
-WRITER_SPEED = "speed"
 
 
 def newest_event_time(catalog: Catalog, tables: tuple[TableDef, ...] = (RECENTCHANGE, ORDERS)) -> datetime | None:
@@ -43,7 +41,7 @@ def newest_event_time(catalog: Catalog, tables: tuple[TableDef, ...] = (RECENTCH
     return newest
 
 
-def table_stats(catalog: Catalog, table: TableDef, writer: str = WRITER_SPEED) -> dict[str, Any]:
+def table_stats(catalog: Catalog, table: TableDef, writer: str = SPEED_WRITER) -> dict[str, Any]:
     """Row count, distinct ids, snapshot count, data file count and newest committed positions of one table."""
     import pyarrow.compute as pc
     from pyiceberg.exceptions import NoSuchTableError

@@ -38,6 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lake.commit import (
+    SPEED_WRITER,
     Backoff,
     BatchMark,
     CommitError,
@@ -69,7 +70,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-WRITER = "speed"
 SOURCE_TABLES: dict[str, TableDef] = {RECENTCHANGE_SOURCE: RECENTCHANGE, ORDERS_SOURCE: ORDERS}
 AGGREGATES: dict[str, TableDef] = {RECENTCHANGE_SOURCE: DEMAND_MINUTE, ORDERS_SOURCE: ORDERS_MINUTE}
 AGGREGATE_KEYS = {
@@ -283,13 +283,13 @@ class SpeedPipeline:
         self.positions: dict[str, str] = {}
         self.resume_times: dict[str, datetime] = {}
         self.batch = 0
-        self.spool = state_dir / "spool" / WRITER
-        self.stage = state_dir / "stage" / WRITER
+        self.spool = state_dir / "spool" / SPEED_WRITER
+        self.stage = state_dir / "stage" / SPEED_WRITER
 
     # ----- start-up -----------------------------------------------------------------------------------------
     def take_lease(self) -> Lease:
         """Takes the lake's writer lease; spool and stage files then live in folders of this lease's epoch."""
-        lease = Lease(self.catalog, WRITER, ttl=self.lease_ttl)
+        lease = Lease(self.catalog, SPEED_WRITER, ttl=self.lease_ttl)
         lease.acquire(wait=self.wait_for_lease)
         self.lease = lease
         offset = clock_offset(lease.engine)
@@ -301,11 +301,11 @@ class SpeedPipeline:
                 "behind" if offset > 0 else "ahead of",
                 self.max_ahead,
             )
-        writer_dir = f"{WRITER}-epoch-{lease.epoch}"
+        writer_dir = f"{SPEED_WRITER}-epoch-{lease.epoch}"
         for folder in ("spool", "stage"):
             root = self.state_dir / folder
             if root.is_dir():  # what writers of older epochs left behind (they can no longer commit)
-                for old in root.glob(f"{WRITER}-epoch-*"):
+                for old in root.glob(f"{SPEED_WRITER}-epoch-*"):
                     shutil.rmtree(old, ignore_errors=True)
         self.spool = self.state_dir / "spool" / writer_dir
         self.stage = self.state_dir / "stage" / writer_dir
@@ -313,7 +313,7 @@ class SpeedPipeline:
 
     def mark(self, tables: Sequence[str], start: Mapping[str, str], end: Mapping[str, str]) -> BatchMark:
         epoch = self.lease.epoch if self.lease is not None and self.lease.epoch is not None else 0
-        return BatchMark(WRITER, self.batch, tuple(tables), dict(start), dict(end), epoch)
+        return BatchMark(SPEED_WRITER, self.batch, tuple(tables), dict(start), dict(end), epoch)
 
     def open_tables(self) -> None:
         from lake.tables import ensure_tables
@@ -321,7 +321,7 @@ class SpeedPipeline:
         self.tables = ensure_tables(self.catalog)
 
     def recover(self) -> Recovery:
-        recovery = recover(self.tables, WRITER)
+        recovery = recover(self.tables, SPEED_WRITER)
         self.batch, self.positions = recovery.batch, dict(recovery.positions)
         watermark = self.warm_seen()
         if recovery.batch:

@@ -11,7 +11,7 @@ import string
 import tempfile
 from pathlib import Path
 
-from airlake.config import DOTENV_FILE, ENV_PREFIX, Settings, load_settings
+from airlake.config import DOTENV_FILE, Settings, env_name, load_settings
 
 GENERATED = {
     "stack.postgres.password": 32,
@@ -27,10 +27,6 @@ _ALPHABET = string.ascii_letters + string.digits
 PRIVATE_MODE = 0o600
 
 log = logging.getLogger(__name__)
-
-
-def env_name(path: str) -> str:
-    return ENV_PREFIX + path.replace(".", "__").upper()
 
 
 def _random(length: int) -> str:
