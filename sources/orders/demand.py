@@ -52,7 +52,7 @@ class SseDemand:
         self._closed = threading.Event()
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        from sources.recentchange import is_canary
+        from sources.recentchange import is_canary  # the SSE-level filter (over sources.events.is_canary)
         from sources.sse import PositionNotInLog, SseStream
 
         last_event_id, params = self.last_event_id, dict(self.stream_options.pop("params", None) or {})

@@ -1,7 +1,7 @@
 """The order generator: demand events in, order lifecycle events out, as a pure function of (seed, demand, settings).
 
 Holds :class:`OrderGenerator`, its :class:`Lifecycle` and the event ids and times. Imports
-:mod:`sources.orders.entities` only.
+:mod:`sources.orders.entities` and :mod:`sources.events` (the order event types, the canary test).
 """
 
 from __future__ import annotations
@@ -18,6 +18,16 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+from sources.events import (
+    ACCEPTED,
+    CANCELLED,
+    DELIVERED,
+    ORDER_EVENT_TYPES,
+    PICKED_UP,
+    PLACED,
+    TERMINAL_ORDER_EVENT_TYPES,
+    is_canary,
+)
 from sources.orders.entities import Market, build_market, market_mapping
 
 SCHEMA_VERSION = 1
@@ -27,13 +37,9 @@ EVENT_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://herecomestheairplan
 KEY_ORDERS_PER_EDIT = "firehose.orders_per_edit"
 KEY_SEED = "firehose.seed"
 
-PLACED = "placed"
-ACCEPTED = "accepted"
-PICKED_UP = "picked_up"
-DELIVERED = "delivered"
-CANCELLED = "cancelled"
-EVENT_TYPES = (PLACED, ACCEPTED, PICKED_UP, DELIVERED, CANCELLED)
-TERMINAL_EVENT_TYPES = frozenset({DELIVERED, CANCELLED})
+EVENT_TYPES = ORDER_EVENT_TYPES
+"""The order event types (:data:`sources.events.ORDER_EVENT_TYPES`), under the name this package always had."""
+TERMINAL_EVENT_TYPES = TERMINAL_ORDER_EVENT_TYPES
 
 MINUTE_MS = 60_000
 DEDUPE_MINUTES = 10
@@ -197,7 +203,7 @@ class OrderGenerator:
             couriers: couriers per market.
             customers: customers per market.
             id_namespace: appended to every order id (``ord-...-<nnnn>-<namespace>``) when not empty, so that
-                generators over different demand give different ids (see the module docstring).
+                generators over different demand give different ids (see ``docs/orders.md``).
         """
         if orders_per_edit < 0:
             raise ValueError("orders_per_edit must not be negative")
@@ -264,7 +270,7 @@ class OrderGenerator:
             raise RuntimeError("the generator has finished")
         meta = demand.get("meta")
         wiki = demand.get("wiki")
-        if not isinstance(meta, Mapping) or not isinstance(wiki, str) or not wiki or meta.get("domain") == "canary":
+        if not isinstance(meta, Mapping) or not isinstance(wiki, str) or not wiki or is_canary(demand):
             self.stats.skipped_events += 1
             return []
         dt = meta.get("dt")
