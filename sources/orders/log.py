@@ -35,7 +35,7 @@ class OrderLog:
 
     A background thread feeds the demand through an :class:`OrderGenerator` and appends the order events. The
     log keeps the newest ``retention`` events; offsets are absolute and never reused. ``log_id`` is the log's
-    identity (see the module docstring).
+    identity (see ``docs/orders.md``).
     """
 
     topic = TOPIC
