@@ -62,8 +62,8 @@ from sources.orders.generator import (
     event_id,
     format_event_time,
     generator_from_settings,
+    order_count,
     parse_event_time_ms,
-    poisson,
 )
 from sources.orders.log import DEFAULT_RETENTION, TOPIC, OffsetOutOfRetention, OrderLog
 
@@ -117,6 +117,6 @@ __all__ = [
     "market_profile",
     "pacing_from_args",
     "parse_event_time_ms",
-    "poisson",
+    "order_count",
     "read_demand_file",
 ]

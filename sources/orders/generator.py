@@ -1,7 +1,8 @@
 """The order generator: demand events in, order lifecycle events out, as a pure function of (seed, demand, settings).
 
 Holds :class:`OrderGenerator`, its :class:`Lifecycle` and the event ids and times. Imports
-:mod:`sources.orders.entities` and :mod:`sources.events` (the order event types, the canary test).
+:mod:`sources.orders.entities` and :mod:`sources.events` (the order event types, the canary test); numpy draws the
+order counts.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import heapq
-import math
 import random
 import time
 import uuid
@@ -17,6 +17,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
+
+import numpy as np
 
 from sources.events import (
     ACCEPTED,
@@ -51,39 +53,17 @@ DEDUPE_MINUTES = 10
 # ----------------------------------------------------------------------------------------------------
 
 
-def poisson(rng: random.Random, lam: float) -> int:
-    """A Poisson draw: inversion for small means, Hörmann's PTRS (as numpy does) for large ones."""
-    if lam <= 0:
+def order_count(seed: int, market: str, minute_ms: int, mean: float) -> int:
+    """The number of orders placed in a market in a minute: a Poisson draw with the given mean.
+
+    Drawn with numpy's sampler (:meth:`numpy.random.Generator.poisson`) from a generator seeded by the
+    ``"<seed>/<market>/<minute_ms>"`` key alone, so the count is a function of that key and the mean: the same
+    for a seed whatever the other markets and minutes do.
+    """
+    if mean <= 0:
         return 0
-    if lam < 10:
-        k = 0
-        p = math.exp(-lam)
-        s = p
-        u = rng.random()
-        while u > s:
-            k += 1
-            p *= lam / k
-            s += p
-            if p == 0.0:
-                break
-        return k
-    slam = math.sqrt(lam)
-    loglam = math.log(lam)
-    b = 0.931 + 2.53 * slam
-    a = -0.059 + 0.02483 * b
-    invalpha = 1.1239 + 1.1328 / (b - 3.4)
-    vr = 0.9277 - 3.6224 / (b - 2)
-    while True:
-        u = rng.random() - 0.5
-        v = rng.random()
-        us = 0.5 - abs(u)
-        k = int(math.floor((2 * a / us + b) * u + lam + 0.43))
-        if us >= 0.07 and v <= vr:
-            return k
-        if k < 0 or (us < 0.013 and v > us):
-            continue
-        if math.log(v) + math.log(invalpha) - math.log(a / (us * us) + b) <= -lam + k * loglam - math.lgamma(k + 1):
-            return k
+    key = hashlib.sha256(f"{seed}/{market}/{minute_ms}".encode()).digest()
+    return int(np.random.default_rng(int.from_bytes(key[:8], "big")).poisson(mean))
 
 
 def parse_event_time_ms(value: str) -> int:
@@ -333,11 +313,11 @@ class OrderGenerator:
     def _close_minute(self, minute_ms: int, market_name: str, per_wiki: dict[str, int]) -> None:
         self.stats.minutes_closed += 1
         edits = sum(per_wiki.values())
-        rng = random.Random(f"{self.seed}/{market_name}/{minute_ms}")
-        n_orders = poisson(rng, self.orders_per_edit * edits)
+        n_orders = order_count(self.seed, market_name, minute_ms, self.orders_per_edit * edits)
         if n_orders == 0:
             return
         market = self.market(market_name)
+        rng = random.Random(f"{self.seed}/{market_name}/{minute_ms}")
         demand_wiki = min(per_wiki, key=lambda w: (-per_wiki[w], w))
         stamp = time.strftime("%Y%m%d%H%M", time.gmtime(minute_ms // 1000))
         offsets = sorted(rng.randrange(MINUTE_MS) for _ in range(n_orders))

@@ -34,8 +34,8 @@ from sources.orders import (
     format_event_time,
     generator_from_settings,
     market_for_wiki,
+    order_count,
     parse_event_time_ms,
-    poisson,
     read_demand_file,
 )
 from tests.conftest import MODERN_SAMPLES, RECORDING_2018, REPO
@@ -164,15 +164,18 @@ def test_market_for_wiki_accepts_settings_and_mappings(settings) -> None:
     assert market_for_wiki("xxwiki", {"frwiki": "paris"}) == "springfield"
 
 
-def test_poisson_mean_and_variance() -> None:
-    rng = random.Random(1)
+def test_order_counts_are_poisson_with_the_mean_and_variance() -> None:
+    # One draw per (seed, market, minute) key, as the generator draws them: across keys they are Poisson(mean).
     for lam in (0.5, 4.0, 35.0, 400.0):
-        draws = [poisson(rng, lam) for _ in range(4000)]
+        draws = [order_count(1, "london", minute * 60_000, lam) for minute in range(4000)]
         mean = sum(draws) / len(draws)
         var = sum((d - mean) ** 2 for d in draws) / len(draws)
         assert mean == pytest.approx(lam, rel=0.06, abs=0.05)
         assert var == pytest.approx(lam, rel=0.15, abs=0.1)
-    assert poisson(rng, 0.0) == 0
+    assert order_count(1, "london", 0, 0.0) == 0
+    # A pure function of the key and the mean.
+    assert order_count(7, "berlin", 120_000, 12.5) == order_count(7, "berlin", 120_000, 12.5)
+    assert len({order_count(seed, "berlin", 120_000, 12.5) for seed in range(20)}) > 1
 
 
 def test_entities_are_deterministic_and_well_formed() -> None:
