@@ -9,17 +9,19 @@ Iceberg has no multi-table transactions, so a crash can leave a batch committed 
 :func:`recover` finds the newest batch: when every table it names holds it, the writer resumes from its end
 positions; otherwise from its start positions, and the events replayed into the tables that already hold the
 batch are dropped by id (:func:`recent_ids` warms the writer's dedupe cache from the newest snapshots).
+
+Imports :mod:`sources.retry` (the backoff between commit attempts; it imports nothing of airlake's) and the lease.
 """
 
 from __future__ import annotations
 
 import logging
-import random
-import threading
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from sources.retry import Backoff
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -132,20 +134,6 @@ def recent_ids(table: Table, column: str, snapshots: int | None = None) -> pa.Ar
         selected_fields=(column,),
     )
     return scan.to_arrow().column(column).combine_chunks()
-
-
-class Backoff:
-    """Exponential backoff with full jitter, interruptible by an event."""
-
-    def __init__(self, initial: float = 0.5, maximum: float = 30.0, stop: threading.Event | None = None):
-        self.initial, self.maximum, self.stop = initial, maximum, stop or threading.Event()
-        self.attempt = 0
-
-    def wait(self) -> bool:
-        """Sleeps before the next attempt; returns False when stopped meanwhile."""
-        delay = random.uniform(0, min(self.maximum, self.initial * 2**self.attempt))
-        self.attempt += 1
-        return not self.stop.wait(delay)
 
 
 class CommitError(RuntimeError):

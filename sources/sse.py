@@ -28,7 +28,6 @@ import email.utils
 import http.client
 import json
 import logging
-import random
 import socket
 import threading
 import time
@@ -39,6 +38,8 @@ from typing import Any
 
 import requests
 import urllib3.exceptions
+
+from sources.retry import jittered_delay
 
 logger = logging.getLogger(__name__)
 
@@ -545,11 +546,9 @@ class SseStream:
         )
 
     def _delay(self, failures: int, minimum: float) -> float:
-        ceiling = min(self.backoff_max, self.backoff_initial * (2 ** min(failures - 1, 62)))
-        delay = random.uniform(0.0, ceiling)
         if self._retry_ms is not None:
             minimum = max(minimum, self._retry_ms / 1000.0)
-        return max(delay, minimum)
+        return jittered_delay(failures - 1, self.backoff_initial, self.backoff_max, minimum)
 
     def _count_error(self, kind: str) -> None:
         errors = self.stats["errors"]
