@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import time
 from collections.abc import Callable
 
 import requests
@@ -109,28 +108,36 @@ def check_ferretdb(layout: Layout) -> tuple[bool, str]:
 
 
 def trino_query(layout: Layout, sql: str, *, user: str = "airlake", timeout: float = 30.0) -> list[list]:
-    """Runs one statement through Trino's REST protocol and returns its rows.
+    """Runs one statement through the ``trino`` client and returns its rows.
+
+    The query may run ``timeout`` seconds (Trino's ``query_max_run_time``, queueing included); each HTTP request
+    of the client waits at most :data:`TIMEOUT` seconds and is not retried.
 
     Raises:
-        RuntimeError: Trino answered with an error, or the query did not finish within ``timeout``.
+        RuntimeError: Trino could not be reached, answered with an error, or the query did not finish within
+            ``timeout``.
     """
-    base = f"http://{_host(layout)}:{int(layout.settings.require('stack.trino.port'))}"
-    deadline = time.monotonic() + timeout
-    resp = requests.post(f"{base}/v1/statement", data=sql, headers={"X-Trino-User": user}, timeout=TIMEOUT)
-    resp.raise_for_status()
-    rows: list[list] = []
-    while True:
-        doc = resp.json()
-        if doc.get("error"):
-            raise RuntimeError(doc["error"].get("message", str(doc["error"])))
-        rows.extend(doc.get("data") or [])
-        next_uri = doc.get("nextUri")
-        if not next_uri:
-            return rows
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"query did not finish within {timeout} s")
-        resp = requests.get(next_uri, headers={"X-Trino-User": user}, timeout=TIMEOUT)
-        resp.raise_for_status()
+    import trino.dbapi
+    import trino.exceptions
+
+    conn = trino.dbapi.connect(
+        host=_host(layout),
+        port=int(layout.settings.require("stack.trino.port")),
+        user=user,
+        session_properties={"query_max_run_time": f"{timeout:g}s"},
+        max_attempts=1,
+        request_timeout=TIMEOUT,
+    )
+    try:
+        cursor = conn.cursor()
+        cursor.execute(sql)
+        return [list(row) for row in cursor.fetchall()]
+    except trino.exceptions.TrinoQueryError as exc:
+        raise RuntimeError(exc.message) from exc
+    except (trino.exceptions.Error, trino.exceptions.HttpError) as exc:
+        raise RuntimeError(str(exc) or type(exc).__name__) from exc
+    finally:
+        conn.close()
 
 
 def check_trino(layout: Layout) -> tuple[bool, str]:
