@@ -32,7 +32,6 @@ import hashlib
 import json
 import logging
 import math
-import signal
 import threading
 import time
 import uuid
@@ -48,6 +47,7 @@ from sources.sse_server import (
     log_identity,
     pacing_from_args,
     parse_since,
+    serve_until_stopped,
 )
 
 logger = logging.getLogger(__name__)
@@ -626,25 +626,11 @@ def main(args: argparse.Namespace, settings: Any) -> int:
         speed = f"recorded pace x{pacing.speedup:g}"
     else:
         speed = "as fast as possible"
-    done = threading.Event()
-
-    def _on_signal(signum: int, frame: object) -> None:
-        done.set()
-
-    previous = signal.signal(signal.SIGTERM, _on_signal)
-    server.start()
-    print(
-        f"firehose serving {stats['real_events']} recorded events{' in a loop' if args.loop else ''} at "
-        f"{server.url(STREAM_PATH)} ({speed}, log {log.log_id}); stats at {server.url('/stats')}",
-        flush=True,
+    return serve_until_stopped(
+        server,
+        lambda: (
+            f"firehose serving {stats['real_events']} recorded events{' in a loop' if args.loop else ''} at "
+            f"{server.url(STREAM_PATH)} ({speed}, log {log.log_id}); stats at {server.url('/stats')}"
+        ),
+        "firehose stopped",
     )
-    try:
-        while not done.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
-        signal.signal(signal.SIGTERM, previous)
-        print("firehose stopped", flush=True)
-    return 0

@@ -36,7 +36,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -538,3 +538,31 @@ def pacing_from_args(args: argparse.Namespace, default_rate: float | None) -> Pa
             raise ValueError("--speedup must be > 0")
         return Pacing(speedup=args.speedup)
     return Pacing(rate=args.rate if args.rate is not None else default_rate)
+
+
+def serve_until_stopped(server: SseServer, banner: Callable[[], str], stopped: str) -> int:
+    """Runs a firehose command's server until SIGTERM or Ctrl-C: starts it, prints ``banner()``, waits, stops it.
+
+    Returns:
+        The exit status (0).
+    """
+    import signal
+
+    done = threading.Event()
+
+    def _on_signal(signum: int, frame: object) -> None:
+        done.set()
+
+    previous = signal.signal(signal.SIGTERM, _on_signal)
+    server.start()
+    print(banner(), flush=True)
+    try:
+        while not done.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+        signal.signal(signal.SIGTERM, previous)
+        print(stopped, flush=True)
+    return 0

@@ -7,7 +7,6 @@ Imports the other modules of :mod:`sources.orders` and :mod:`sources.sse_server`
 from __future__ import annotations
 
 import argparse
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -74,9 +73,8 @@ def main(args: argparse.Namespace, settings: Any) -> int:
     Returns:
         The exit status.
     """
-    import signal
 
-    from sources.sse_server import Faults, SseServer
+    from sources.sse_server import Faults, SseServer, serve_until_stopped
 
     try:
         pacing = pacing_from_args(args)
@@ -110,28 +108,16 @@ def main(args: argparse.Namespace, settings: Any) -> int:
         print(f"airlake firehose orders: cannot listen on {host}:{port}: {exc}", flush=True)
         return 2
     server.add_stream(STREAM_PATH, log, pacing=pacing, faults=Faults(drop_every=args.drop_every))
-    done = threading.Event()
-
-    def _on_signal(signum: int, frame: object) -> None:
-        done.set()
-
-    previous = signal.signal(signal.SIGTERM, _on_signal)
     log.start()
-    server.start()
-    print(
-        f"orders firehose serving at {server.url(STREAM_PATH)} (demand {demand_name}, seed {generator.seed}, "
-        f"log {log.log_id}, "
-        f"{generator.orders_per_edit:g} orders per edit); stats at {server.url('/stats')}",
-        flush=True,
-    )
     try:
-        while not done.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
+        return serve_until_stopped(
+            server,
+            lambda: (
+                f"orders firehose serving at {server.url(STREAM_PATH)} (demand {demand_name}, seed"
+                f" {generator.seed}, log {log.log_id}, {generator.orders_per_edit:g} orders per edit); stats at"
+                f" {server.url('/stats')}"
+            ),
+            "orders firehose stopped",
+        )
     finally:
-        server.stop()
         log.close()
-        signal.signal(signal.SIGTERM, previous)
-        print("orders firehose stopped", flush=True)
-    return 0
