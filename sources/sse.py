@@ -28,7 +28,6 @@ import email.utils
 import http.client
 import json
 import logging
-import socket
 import threading
 import time
 import zlib
@@ -312,18 +311,6 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _socket_of(response: requests.Response) -> socket.socket | None:
-    """The socket under a streaming response, so that another thread can shut it down."""
-    raw = response.raw
-    conn = getattr(raw, "_connection", None)
-    sock = getattr(conn, "sock", None)
-    if isinstance(sock, socket.socket):
-        return sock
-    fp = getattr(getattr(getattr(raw, "_fp", None), "fp", None), "raw", None)
-    sock = getattr(fp, "_sock", None)
-    return sock if isinstance(sock, socket.socket) else None
-
-
 def _decompressor(encoding: str, first: bytes) -> Any:
     if encoding in ("gzip", "x-gzip"):
         return zlib.decompressobj(16 + zlib.MAX_WBITS)
@@ -441,7 +428,6 @@ class SseStream:
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._response: requests.Response | None = None
-        self._sock: socket.socket | None = None
         self.stats: dict[str, Any] = {
             "events": 0,
             "dropped": 0,
@@ -465,12 +451,11 @@ class SseStream:
         """Ends the iteration; safe to call from any thread, and it unblocks a thread waiting for data."""
         self._closed.set()
         with self._lock:
-            sock, response = self._sock, self._response
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-        elif response is not None:
-            response.close()
+            response = self._response
+        if response is not None:
+            # urllib3's public shutdown() (2.3+) unblocks a thread waiting in a read, which close() does not.
+            with contextlib.suppress(Exception):
+                response.raw.shutdown()
 
     def __enter__(self) -> SseStream:
         return self
@@ -569,7 +554,7 @@ class SseStream:
             try:
                 response, encoding = self._connect()
                 with self._lock:
-                    self._response, self._sock = response, _socket_of(response)
+                    self._response = response
                 if self._closed.is_set():
                     return
                 stats["connections"] += 1
@@ -608,7 +593,7 @@ class SseStream:
                 kind, reason = _error_kind(exc), f"{type(exc).__name__}: {exc}"
             finally:
                 with self._lock:
-                    self._response = self._sock = None
+                    self._response = None
                 if response is not None:
                     response.close()
             if self._closed.is_set():
