@@ -180,6 +180,78 @@ def env_name(path: str) -> str:
     return ENV_PREFIX + path.replace(".", "__").upper()
 
 
+FREE_FORM = ("markets.wikis.", "profiles.")
+"""Sections whose keys are the user's own (a wiki per market, a profile's catalog properties): any key is valid."""
+
+
+def _paths(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Every section and setting of ``tree`` by dotted path, with its value."""
+    found: dict[str, Any] = {}
+    for key, value in tree.items():
+        path = prefix + key
+        found[path] = value
+        if isinstance(value, Mapping):
+            found.update(_paths(value, path + "."))
+    return found
+
+
+_KNOWN = _paths(DEFAULTS)
+
+
+def _nearest(path: str, env: bool = False) -> str:
+    """`` (did you mean X?)`` with the known setting nearest to ``path``, or nothing when none is near."""
+    import difflib
+
+    candidates = [p for p in _KNOWN if not isinstance(_KNOWN[p], Mapping)]
+    match = difflib.get_close_matches(path, candidates, n=1, cutoff=0.6)
+    if not match:
+        return ""
+    return f" (did you mean {env_name(match[0]) if env else match[0]}?)"
+
+
+def _free(path: str) -> bool:
+    return any(path.startswith(prefix) for prefix in FREE_FORM)
+
+
+def _type_error(path: str, value: Any, like: Any) -> str | None:
+    """Why ``value`` can't stand where the default is ``like`` (None when it can)."""
+    if like is None or isinstance(like, Mapping) != isinstance(value, Mapping):
+        return None if like is None else f"{'a section' if isinstance(like, Mapping) else 'a value'} is expected"
+    if isinstance(like, bool):
+        return None if isinstance(value, bool) else "a boolean is expected"
+    if isinstance(like, int):
+        return None if isinstance(value, int) and not isinstance(value, bool) else "an integer is expected"
+    if isinstance(like, float):
+        return None if isinstance(value, int | float) and not isinstance(value, bool) else "a number is expected"
+    if isinstance(like, str):
+        return None if isinstance(value, str) else "a string is expected"
+    return None
+
+
+def check_file_settings(tree: Mapping[str, Any], source: str) -> None:
+    """Rejects unknown keys and values of the wrong type in a settings file, naming the nearest valid key.
+
+    Raises:
+        ConfigError: the first problem found.
+    """
+    for path, value in _paths(tree).items():
+        if _free(path):
+            continue
+        if path not in _KNOWN:
+            raise ConfigError(f"unknown setting {path} in {source}{_nearest(path)}")
+        problem = _type_error(path, value, _KNOWN[path])
+        if problem:
+            raise ConfigError(f"setting {path} in {source} is {value!r}: {problem}")
+
+
+def check_variable(name: str, path: str) -> None:
+    """Rejects an ``AIRLAKE__`` variable that names no setting, naming the nearest valid variable."""
+    if _free(path):
+        return
+    if path not in _KNOWN or isinstance(_KNOWN[path], Mapping):
+        raise ConfigError(f"unknown variable {name}: there is no setting {path}{_nearest(path, env=True)}")
+
+
 def _read_dotenv(path: Path) -> dict[str, str]:
     values: dict[str, str] = {}
     if not path.is_file():
@@ -310,9 +382,11 @@ def load_settings(
         raise ConfigError(f"config file {path} does not exist")
     if path.is_file():
         try:
-            _merge(data, tomllib.loads(path.read_text(encoding="utf-8")))
+            tree = tomllib.loads(path.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+        check_file_settings(tree, str(path))
+        _merge(data, tree)
 
     dotenv = _read_dotenv(base / DOTENV_FILE)
     layered = {**dotenv, **{k: v for k, v in env.items() if k.startswith(ENV_PREFIX)}}
@@ -321,6 +395,7 @@ def load_settings(
             continue
         parts = name[len(ENV_PREFIX) :].lower().split("__")
         dotted = ".".join(parts)
+        check_variable(name, dotted)
         settings_probe = Settings(data)
         value = _coerce(raw, settings_probe.get(dotted), dotted)
         node = data

@@ -43,3 +43,35 @@ def test_bad_values_and_files_are_clear_errors(tmp_path: Path):
         load_settings(environ={}, cwd=tmp_path)
     with pytest.raises(ConfigError, match="unknown profile 'nope'"):
         load_settings({"profile": "nope"}, environ={}, cwd=tmp_path / "elsewhere").catalog_properties()
+
+
+def test_an_unknown_key_in_the_file_is_an_error_naming_the_nearest(tmp_path: Path):
+    (tmp_path / "airlake.toml").write_text("[pipeline]\ncommit_intervall = 5.0\n")
+    with pytest.raises(
+        ConfigError, match=r"unknown setting pipeline\.commit_intervall .*did you mean pipeline\.commit_interval\?"
+    ):
+        load_settings(environ={}, cwd=tmp_path)
+    (tmp_path / "airlake.toml").write_text('[pipeline]\ncommit_interval = "fast"\n')
+    with pytest.raises(ConfigError, match=r"pipeline\.commit_interval .* is 'fast': a number is expected"):
+        load_settings(environ={}, cwd=tmp_path)
+    (tmp_path / "airlake.toml").write_text(
+        '[markets.wikis]\nnlwiki = "amsterdam"\n[profiles.mine.catalog]\nuri = "x"\n'
+    )
+    s = load_settings(environ={}, cwd=tmp_path)  # the user's own wikis and profiles are free-form
+    assert s.get("markets.wikis.nlwiki") == "amsterdam" and s.get("profiles.mine.catalog.uri") == "x"
+
+
+def test_an_unknown_variable_is_an_error_naming_the_nearest(tmp_path: Path):
+    with pytest.raises(
+        ConfigError, match="unknown variable AIRLAKE__PIPELINE__COMIT_INTERVAL.*AIRLAKE__PIPELINE__COMMIT_INTERVAL"
+    ):
+        load_settings(environ={"AIRLAKE__PIPELINE__COMIT_INTERVAL": "3"}, cwd=tmp_path)
+    (tmp_path / ".env").write_text("AIRLAKE__STACK__POSTGRES__PASWORD=x\n")
+    with pytest.raises(ConfigError, match="unknown variable AIRLAKE__STACK__POSTGRES__PASWORD"):
+        load_settings(environ={}, cwd=tmp_path)
+    assert (
+        load_settings(environ={"AIRLAKE__MARKETS__WIKIS__NLWIKI": "amsterdam"}, cwd=tmp_path / "x").get(
+            "markets.wikis.nlwiki"
+        )
+        == "amsterdam"
+    )
