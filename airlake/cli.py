@@ -32,6 +32,7 @@ COMMANDS: dict[tuple[str | None, str], tuple[str, str]] = {
     ("stack", "down"): ("stack.down", "stop the native stack's supervisord and its services"),
     ("stack", "status"): ("stack.status", "print each service of the native stack, its port, pid and health"),
     ("stack", "logs"): ("stack.logs", "print the tail of a service's log"),
+    ("config", "show"): ("airlake.config_show", "print every resolved setting and where its value came from"),
 }
 
 GLOBAL_OPTIONS_WITH_VALUE = ("--config", "--profile", "--state-dir")
@@ -51,6 +52,7 @@ GROUP_HELP = {
     "firehose": "local SSE firehoses",
     "lake": "the Iceberg tables",
     "stack": "the native server stack (PostgreSQL, SeaweedFS S3, FerretDB, Trino, Superset)",
+    "config": "the resolved settings",
 }
 
 

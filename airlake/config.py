@@ -387,6 +387,7 @@ def load_settings(
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
         check_file_settings(tree, str(path))
         _merge(data, tree)
+        origin.update({key: path.name for key, value in _paths(tree).items() if not isinstance(value, Mapping)})
 
     dotenv = _read_dotenv(base / DOTENV_FILE)
     layered = {**dotenv, **{k: v for k, v in env.items() if k.startswith(ENV_PREFIX)}}

@@ -75,3 +75,36 @@ def test_an_unknown_variable_is_an_error_naming_the_nearest(tmp_path: Path):
         )
         == "amsterdam"
     )
+
+
+def test_config_show_names_each_source_and_masks_secrets(tmp_path: Path):
+    import json
+    import subprocess
+    import sys
+
+    from airlake.processes import clean_env
+
+    (tmp_path / "airlake.toml").write_text("[pipeline]\ncommit_interval = 5.0\n")
+    (tmp_path / ".env").write_text("AIRLAKE__STACK__S3__SECRET_KEY=from-dotenv-secret\n")
+    env = clean_env(AIRLAKE__STACK__POSTGRES__PASSWORD="from-env-secret", AIRLAKE__FIREHOSE__SEED="7")
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    out = subprocess.run(
+        [sys.executable, "-m", "airlake", "config", "show", "--json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    shown = {row["key"]: row for row in json.loads(out)}
+    assert "from-env-secret" not in out and "from-dotenv-secret" not in out
+    assert (shown["stack.postgres.password"]["value"], shown["stack.postgres.password"]["source"]) == ("****", "env")
+    assert (shown["stack.s3.secret_key"]["value"], shown["stack.s3.secret_key"]["source"]) == ("****", ".env")
+    assert (shown["pipeline.commit_interval"]["value"], shown["pipeline.commit_interval"]["source"]) == (
+        5.0,
+        "airlake.toml",
+    )
+    assert (shown["firehose.seed"]["value"], shown["firehose.seed"]["source"]) == (7, "env")
+    assert shown["pipeline.max_batch_events"]["source"] == "default"
+    assert shown["stack.superset.admin_password"]["value"] == ""  # unset secrets show as unset
