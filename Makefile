@@ -32,7 +32,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 bench: $(STAMP)
-	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m airlake.bench.ingest
 
 clean:
 	rm -rf $(VENV) .airlake .pytest_cache

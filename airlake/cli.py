@@ -14,24 +14,24 @@ import sys
 from collections.abc import Sequence
 
 from airlake import __version__
-from airlake.config import ConfigError, load_settings
+from airlake.settings import ConfigError, load_settings
 
 # (group, command) -> (module, help). A group of None is a top-level command.
 COMMANDS: dict[tuple[str | None, str], tuple[str, str]] = {
     ("firehose", "serve"): (
-        "sources.firehose",
+        "airlake.sources.firehose",
         "serve recorded recentchange events over SSE like EventStreams",
     ),
-    ("firehose", "orders"): ("sources.orders", "serve generated order lifecycle events over SSE"),
-    (None, "ingest"): ("pipelines.speed", "run the speed pipeline: firehoses into Iceberg, exactly once"),
-    ("lake", "stats"): ("lake.stats", "print per-table statistics"),
-    ("lake", "init"): ("lake.tables", "create the namespaces and tables"),
+    ("firehose", "orders"): ("airlake.sources.orders", "serve generated order lifecycle events over SSE"),
+    (None, "ingest"): ("airlake.pipelines.speed", "run the speed pipeline: firehoses into Iceberg, exactly once"),
+    ("lake", "stats"): ("airlake.lake.stats", "print per-table statistics"),
+    ("lake", "init"): ("airlake.lake.tables", "create the namespaces and tables"),
     (None, "demo"): ("airlake.demo", "run the end-to-end demo on the configured profile"),
-    ("stack", "install"): ("stack.install", "download and build the native stack's components into the cache"),
-    ("stack", "up"): ("stack.up", "start the native stack under supervisord and wait until it is healthy"),
-    ("stack", "down"): ("stack.down", "stop the native stack's supervisord and its services"),
-    ("stack", "status"): ("stack.status", "print each service of the native stack, its port, pid and health"),
-    ("stack", "logs"): ("stack.logs", "print the tail of a service's log"),
+    ("stack", "install"): ("airlake.stack.install", "download and build the native stack's components into the cache"),
+    ("stack", "up"): ("airlake.stack.up", "start the native stack under supervisord and wait until it is healthy"),
+    ("stack", "down"): ("airlake.stack.down", "stop the native stack's supervisord and its services"),
+    ("stack", "status"): ("airlake.stack.status", "print each service of the native stack, its port, pid and health"),
+    ("stack", "logs"): ("airlake.stack.logs", "print the tail of a service's log"),
     ("config", "show"): ("airlake.config_show", "print every resolved setting and where its value came from"),
 }
 

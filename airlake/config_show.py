@@ -7,7 +7,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from airlake.config import Settings, env_name
+from airlake.settings import Settings, env_name
 
 SECRET_WORDS = ("password", "secret", "access_key")
 MASK = "****"

@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING
 from airlake.processes import wait_healthy
 
 if TYPE_CHECKING:
-    from airlake.config import Settings
+    from airlake.settings import Settings
 
 READ_SNIPPET = """\
-from catalog import load_catalog          # run inside the project's virtual environment
+from airlake.catalog import load_catalog          # run inside the project's virtual environment
 catalog = load_catalog(profile="{profile}")  # state directory and credentials from airlake.toml, .env, AIRLAKE__*
 orders = catalog.load_table("raw.orders").scan().to_pandas()
 demand = catalog.load_table("speed.demand_minute").scan().to_arrow()
@@ -53,7 +53,7 @@ def clear_state(state: Path) -> None:
         NotAStateDir: ``state`` exists but is not a directory holding the airlake state marker (``.airlake-state``);
             nothing is deleted.
     """
-    from catalog import STATE_MARKER, ensure_state_dir, is_state_dir
+    from airlake.catalog import STATE_MARKER, ensure_state_dir, is_state_dir
 
     if state.exists() or state.is_symlink():
         if not is_state_dir(state):
@@ -98,7 +98,7 @@ def _start(command: list[str], log: Path) -> subprocess.Popen:
 
 def _stack_up(settings: Settings, args: argparse.Namespace) -> Settings:
     """Installs and starts the server stack through its own commands; returns the settings with its credentials."""
-    from airlake.config import load_settings
+    from airlake.settings import load_settings
 
     base = [sys.executable, "-m", "airlake", "--profile", settings.profile, "--state-dir", str(settings.state_dir)]
     if args.config:
@@ -123,8 +123,8 @@ class TrinoCounts(threading.Thread):
         self.settings, self.every, self.stop = settings, every, threading.Event()
 
     def run(self) -> None:
-        from stack.health import trino_query
-        from stack.layout import Layout
+        from airlake.stack.health import trino_query
+        from airlake.stack.layout import Layout
 
         layout = Layout.from_settings(self.settings)
         while not self.stop.wait(self.every):
@@ -138,9 +138,9 @@ class TrinoCounts(threading.Thread):
 
 
 def main(args: argparse.Namespace, settings: Settings) -> int:
-    from catalog import ensure_state_dir
-    from lake.stats import format_table, lake_stats
-    from pipelines import speed
+    from airlake.catalog import ensure_state_dir
+    from airlake.lake.stats import format_table, lake_stats
+    from airlake.pipelines import speed
 
     state = settings.state_dir
     local = settings.profile != "embedded"
@@ -165,8 +165,8 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
     procs: list[subprocess.Popen] = []
     counts: TrinoCounts | None = None
     try:
-        from catalog import load_catalog
-        from lake.stats import newest_event_time
+        from airlake.catalog import load_catalog
+        from airlake.lake.stats import newest_event_time
 
         start, pace = timeline(newest_event_time(load_catalog(settings)), datetime.now(UTC), args.seconds, args.rate)
         replay = ["--loop", "--rate", str(args.rate), "--pace", f"{pace:.3f}", "--start-time", start.isoformat()]
@@ -214,7 +214,7 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
-    from catalog import load_catalog
+    from airlake.catalog import load_catalog
 
     print("\nTables:\n" + format_table(lake_stats(load_catalog(settings))))
     print(

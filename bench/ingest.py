@@ -1,6 +1,6 @@
 """Ingestion benchmark: airlake's speed pipeline against a plain pyiceberg loop and dlt, on the same events.
 
-``python -m bench.ingest`` (``make bench``) runs each contender in its own subprocess, one after the other, each
+``python -m airlake.bench.ingest`` (``make bench``) runs each contender in its own subprocess, one after the other, each
 reading from a fresh local firehose (``airlake firehose serve --loop``: the recordings in shared/data/wikimedia/
 replayed with fresh ids, from offset 0) into a fresh embedded lake (SQLite catalog, ``file://`` warehouse):
 
@@ -46,7 +46,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from airlake.config import DEFAULTS
+from airlake.settings import DEFAULTS
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO / "bench" / "results"
@@ -113,8 +113,8 @@ def stream_batches(url: str, *, max_seconds: float, batch_events: int, batch_sec
     Single-threaded, as a plain script reads: while the caller commits a batch, nothing is read (the socket
     buffers and the firehose waits). A finite stream ends the iteration when the firehose closes it.
     """
-    from sources.recentchange import is_canary
-    from sources.sse import SseError, SseStream
+    from airlake.sources.recentchange import is_canary
+    from airlake.sources.sse import SseError, SseStream
 
     stream = SseStream(url, user_agent=USER_AGENT, read_timeout=10.0, max_retries=0, drop=is_canary)
     deadline = time.monotonic() + max_seconds
@@ -139,7 +139,7 @@ def stream_batches(url: str, *, max_seconds: float, batch_events: int, batch_sec
 
 def normalize(batch: Sequence[Any]) -> tuple[list[dict[str, Any]], int]:
     """The ``raw.recentchange`` rows of a batch of SSE events, and how many could not be normalized."""
-    from sources.normalize import InvalidEvent, parse_json_object, recentchange_row
+    from airlake.sources.normalize import InvalidEvent, parse_json_object, recentchange_row
 
     rows, bad = [], 0
     for event in batch:
@@ -186,9 +186,9 @@ def plain_worker(url: str, state: Path, max_seconds: float, metrics: Path, *, tu
     from pyiceberg.catalog.sql import SqlCatalog
     from pyiceberg.transforms import DayTransform
 
-    from lake.commit import expire_snapshots
-    from lake.schemas import RECENTCHANGE
-    from lake.tables import STREAMING_PROPERTIES
+    from airlake.lake.commit import expire_snapshots
+    from airlake.lake.schemas import RECENTCHANGE
+    from airlake.lake.tables import STREAMING_PROPERTIES
 
     started = time.time()
     state.mkdir(parents=True, exist_ok=True)
@@ -534,7 +534,7 @@ def write_events_file(path: Path, count: int) -> None:
     """The first ``count`` events of the looped firehose log, as a finite recording (for ``--events``)."""
     import threading
 
-    from sources.firehose import build_log
+    from airlake.sources.firehose import build_log
 
     log = build_log(loop=True, events_per_second=TIMELINE_PACE)
     with path.open("w", encoding="utf-8") as out:
@@ -566,7 +566,7 @@ def run_one(
             env = child_env()
         else:
             python = dlt_py if contender == "dlt" else Path(sys.executable)
-            cmd = [str(python), "-m", "bench.ingest", "--worker", contender, "--url", firehose.url]
+            cmd = [str(python), "-m", "airlake.bench.ingest", "--worker", contender, "--url", firehose.url]
             cmd += ["--state", str(state), "--metrics-file", str(metrics), *stop]
             env = child_env(PYTHONPATH=str(REPO))
             if contender == "dlt":
@@ -726,7 +726,7 @@ NOTES = (
 # ----- entry points -------------------------------------------------------------------------------------------
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        prog="python -m bench.ingest",
+        prog="python -m airlake.bench.ingest",
         description="Ingestion benchmark: airlake vs a plain pyiceberg loop vs dlt, on the same firehose events.",
     )
     p.add_argument(

@@ -1,7 +1,7 @@
 """Loading the Iceberg catalog of a profile (one place, shared by the pipeline, the CLI and data scientists), and
 marking the state directory that airlake creates for it.
 
-Imports only :mod:`airlake.config` (and pyiceberg, lazily).
+Imports only :mod:`airlake.settings` (and pyiceberg, lazily).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airlake.config import CATALOG_NAME, Settings, load_settings
+from airlake.settings import CATALOG_NAME, Settings, load_settings
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
@@ -53,7 +53,7 @@ def load_catalog(settings: Settings | None = None, profile: str | None = None) -
 
     Example (what a data scientist runs)::
 
-        from catalog import load_catalog
+        from airlake.catalog import load_catalog
         orders = load_catalog().load_table("raw.orders").scan().to_pandas()
     """
     from pyiceberg.catalog import load_catalog as pyiceberg_load_catalog

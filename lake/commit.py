@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sources.retry import Backoff
+from airlake.sources.retry import Backoff
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -187,7 +187,7 @@ def is_permanent(exc: BaseException) -> bool:
         ValidationError,
     )
 
-    from lake.lease import LeaseLost
+    from airlake.lake.lease import LeaseLost
 
     if isinstance(
         exc,
@@ -261,7 +261,7 @@ def append_batch(
     Raises:
         CommitError: a permanent failure, naming the table and the cause (a lost lease is a :class:`LeaseLost`).
     """
-    from lake.lease import LeaseLost
+    from airlake.lake.lease import LeaseLost
 
     backoff = backoff or Backoff()
     files: list[Any] | None = None

@@ -7,13 +7,13 @@ import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from lake.commit import SPEED_WRITER, latest_mark
-from lake.schemas import ALL_TABLES, ORDERS, RECENTCHANGE, TableDef
+from airlake.lake.commit import SPEED_WRITER, latest_mark
+from airlake.lake.schemas import ALL_TABLES, ORDERS, RECENTCHANGE, TableDef
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
 
-    from airlake.config import Settings
+    from airlake.settings import Settings
 
 
 def newest_event_time(catalog: Catalog, tables: tuple[TableDef, ...] = (RECENTCHANGE, ORDERS)) -> datetime | None:
@@ -90,7 +90,7 @@ def format_table(stats: dict[str, dict[str, Any]]) -> str:
 
 
 def main(args: argparse.Namespace, settings: Settings) -> int:
-    from catalog import load_catalog
+    from airlake.catalog import load_catalog
 
     stats = lake_stats(load_catalog(settings))
     print(json.dumps(stats, indent=2) if args.json else format_table(stats))

@@ -7,13 +7,13 @@ import json
 import logging
 from typing import TYPE_CHECKING
 
-from lake.schemas import ALL_TABLES, NAMESPACES, TableDef
+from airlake.lake.schemas import ALL_TABLES, NAMESPACES, TableDef
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
     from pyiceberg.table import Table
 
-    from airlake.config import Settings
+    from airlake.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace, settings: Settings) -> int:
-    from catalog import load_catalog
+    from airlake.catalog import load_catalog
 
     tables = ensure_tables(load_catalog(settings))
     if args.json:

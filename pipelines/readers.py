@@ -30,8 +30,8 @@ from datetime import UTC, datetime
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from sources.events import RECENTCHANGE_SOURCE
-from sources.normalize import event_key, loads
+from airlake.sources.events import RECENTCHANGE_SOURCE
+from airlake.sources.normalize import event_key, loads
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +89,8 @@ def read_source(
     spec: SourceSpec, last_event_id: str | None, conn: Connection, stop: Any, since: datetime | None = None
 ) -> None:
     """The body of a reader process (see the module docstring)."""
-    from sources.recentchange import is_canary
-    from sources.sse import PositionNotInLog, SseStream
+    from airlake.sources.recentchange import is_canary
+    from airlake.sources.sse import PositionNotInLog, SseStream
 
     def open_stream(position: str | None, params: dict[str, str] | None) -> SseStream:
         return SseStream(

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lake.commit import (
+from airlake.lake.commit import (
     SPEED_WRITER,
     Backoff,
     BatchMark,
@@ -48,8 +48,8 @@ from lake.commit import (
     recent_ids,
     recover,
 )
-from lake.lease import DEFAULT_TTL_SECONDS, Lease, LeaseError, clock_offset
-from lake.schemas import (
+from airlake.lake.lease import DEFAULT_TTL_SECONDS, Lease, LeaseError, clock_offset
+from airlake.lake.schemas import (
     DEAD_LETTERS,
     DEMAND_MINUTE,
     ORDERS,
@@ -58,15 +58,15 @@ from lake.schemas import (
     RECENTCHANGE,
     TableDef,
 )
-from pipelines.readers import ReaderProcess, SourceSpec, ready
-from pipelines.transforms import DEFAULT_MAX_AHEAD_SECONDS, envelope, read_staged, row_key
-from sources.events import ORDERS_SOURCE, RECENTCHANGE_SOURCE, SOURCES
+from airlake.pipelines.readers import ReaderProcess, SourceSpec, ready
+from airlake.pipelines.transforms import DEFAULT_MAX_AHEAD_SECONDS, envelope, read_staged, row_key
+from airlake.sources.events import ORDERS_SOURCE, RECENTCHANGE_SOURCE, SOURCES
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
     from pyiceberg.table import Table
 
-    from airlake.config import Settings
+    from airlake.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -316,7 +316,7 @@ class SpeedPipeline:
         return BatchMark(SPEED_WRITER, self.batch, tuple(tables), dict(start), dict(end), epoch)
 
     def open_tables(self) -> None:
-        from lake.tables import ensure_tables
+        from airlake.lake.tables import ensure_tables
 
         self.tables = ensure_tables(self.catalog)
 
@@ -424,7 +424,7 @@ class SpeedPipeline:
         import apache_beam as beam
         from apache_beam.options.pipeline_options import PipelineOptions
 
-        from pipelines.transforms import ReadEnvelopes, SpeedLayer
+        from airlake.pipelines.transforms import ReadEnvelopes, SpeedLayer
 
         shutil.rmtree(stage_dir, ignore_errors=True)
         stage_dir.mkdir(parents=True)
@@ -648,7 +648,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build(settings: Settings, args: argparse.Namespace) -> SpeedPipeline:
-    from catalog import load_catalog
+    from airlake.catalog import load_catalog
 
     names = [s.strip() for s in args.sources.split(",") if s.strip()]
     unknown = sorted(set(names) - set(SOURCES))

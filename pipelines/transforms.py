@@ -27,9 +27,9 @@ from apache_beam.metrics import Metrics
 from apache_beam.transforms import trigger as triggers
 from apache_beam.transforms import window
 
-from lake.schemas import DEAD_LETTERS, DEMAND_MINUTE, ORDERS, ORDERS_MINUTE, RECENTCHANGE, TableDef
-from sources.events import DELIVERED, ORDER_EVENT_TYPES, ORDERS_SOURCE, PLACED, RECENTCHANGE_SOURCE, is_canary
-from sources.normalize import (
+from airlake.lake.schemas import DEAD_LETTERS, DEMAND_MINUTE, ORDERS, ORDERS_MINUTE, RECENTCHANGE, TableDef
+from airlake.sources.events import DELIVERED, ORDER_EVENT_TYPES, ORDERS_SOURCE, PLACED, RECENTCHANGE_SOURCE, is_canary
+from airlake.sources.normalize import (
     InvalidEvent,
     event_key,
     order_row,

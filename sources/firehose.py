@@ -40,7 +40,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sources.sse_server import (
+from airlake.sources.sse_server import (
     Faults,
     SseServer,
     add_pacing_arguments,
@@ -589,7 +589,7 @@ def main(args: argparse.Namespace, settings: Any) -> int:
 
     Args:
         args: the parsed flags (see :func:`add_arguments`).
-        settings: the resolved :class:`airlake.config.Settings`.
+        settings: the resolved :class:`airlake.settings.Settings`.
 
     Returns:
         The exit status.

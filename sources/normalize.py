@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from sources.events import ORDER_EVENT_TYPES, RECENTCHANGE_SOURCE
+from airlake.sources.events import ORDER_EVENT_TYPES, RECENTCHANGE_SOURCE
 
 CENT = Decimal("0.01")
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import json
 
-from sources import events
-from sources.sse import SseEvent
+from airlake.sources import events
+from airlake.sources.sse import SseEvent
 
 
 def is_canary(event: SseEvent) -> bool:

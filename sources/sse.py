@@ -38,7 +38,7 @@ from typing import Any
 import requests
 import urllib3.exceptions
 
-from sources.retry import jittered_delay
+from airlake.sources.retry import jittered_delay
 
 logger = logging.getLogger(__name__)
 

@@ -1,5 +1,8 @@
 """The native server stack: PostgreSQL, SeaweedFS S3, FerretDB, Trino and Superset under supervisord.
 
+May import :mod:`airlake.settings`, :mod:`airlake.sources`, :mod:`airlake.lake`, :mod:`airlake.catalog` and
+:mod:`airlake.pipelines` (docs/architecture.md).
+
 ``airlake stack install`` fetches and builds each component, version-pinned, into a cache shared by checkouts
 (``~/.cache/airlake/<component>-<version>``); ``airlake stack up`` runs them as supervised processes bound to
 127.0.0.1 with their data, logs and pid files in ``<state_dir>/stack``. One module per concern:

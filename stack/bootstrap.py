@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from stack.credentials import write_private
-from stack.health import s3_filesystem
-from stack.layout import SUPERSET_BOOTSTRAP, Layout, find_postgres_bindir
-from stack.services import (
+from airlake.stack.credentials import write_private
+from airlake.stack.health import s3_filesystem
+from airlake.stack.layout import SUPERSET_BOOTSTRAP, Layout, find_postgres_bindir
+from airlake.stack.services import (
     port,
     postgres_data_dir,
     postgres_socket_dir,
@@ -239,7 +239,7 @@ def open_lake_catalog(layout: Layout) -> Catalog:
     Raises:
         BootstrapError: the catalog could not be opened.
     """
-    from catalog import load_catalog
+    from airlake.catalog import load_catalog
 
     try:
         return load_catalog(layout.settings, STACK_PROFILE)
@@ -256,7 +256,7 @@ def init_lake(catalog: Catalog) -> list[str]:
     Raises:
         BootstrapError: a namespace or table could not be created.
     """
-    from lake.tables import ensure_tables
+    from airlake.lake.tables import ensure_tables
 
     try:
         return list(ensure_tables(catalog))

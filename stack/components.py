@@ -20,8 +20,8 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from airlake.config import ConfigError
-from stack.layout import (
+from airlake.settings import ConfigError
+from airlake.stack.layout import (
     FERRETDB_SOURCE,
     MAVEN_DEPENDENCY_PLUGIN,
     SUPERSET_EXTRAS,

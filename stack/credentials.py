@@ -11,7 +11,7 @@ import string
 import tempfile
 from pathlib import Path
 
-from airlake.config import DOTENV_FILE, Settings, env_name, load_settings
+from airlake.settings import DOTENV_FILE, Settings, env_name, load_settings
 
 GENERATED = {
     "stack.postgres.password": 32,

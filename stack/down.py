@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from airlake.config import Settings
-from stack import supervisor
-from stack.layout import Layout
+from airlake.settings import Settings
+from airlake.stack import supervisor
+from airlake.stack.layout import Layout
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import requests
 
-from stack.layout import Layout
+from airlake.stack.layout import Layout
 
 Check = Callable[[Layout], tuple[bool, str]]
 TIMEOUT = 5.0

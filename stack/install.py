@@ -6,10 +6,10 @@ import argparse
 import sys
 import time
 
-from airlake.config import Settings
-from stack.components import INSTALLERS, InstallError, install_all
-from stack.credentials import ensure_credentials
-from stack.layout import Layout
+from airlake.settings import Settings
+from airlake.stack.components import INSTALLERS, InstallError, install_all
+from airlake.stack.credentials import ensure_credentials
+from airlake.stack.layout import Layout
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

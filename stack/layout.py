@@ -8,7 +8,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from airlake.config import ConfigError, Settings
+from airlake.settings import ConfigError, Settings
 
 STACK_DIR = Path(__file__).resolve().parent
 """The committed files of the stack (this package)."""

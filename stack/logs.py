@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from airlake.config import Settings
-from stack.layout import SERVICES, Layout
-from stack.up import tail
+from airlake.settings import Settings
+from airlake.stack.layout import SERVICES, Layout
+from airlake.stack.up import tail
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

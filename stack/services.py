@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stack.layout import SUPERSET_CONFIG, TRINO_CATALOG_DIR, Layout, find_java_home, find_postgres_bindir
+from airlake.stack.layout import SUPERSET_CONFIG, TRINO_CATALOG_DIR, Layout, find_java_home, find_postgres_bindir
 
 TRINO_ENV_VARS = (
     "TRINO_ICEBERG_JDBC_URL",
@@ -223,7 +223,7 @@ def render_trino_etc(layout: Layout) -> list[str]:
     The catalog files themselves stay the committed ones (``stack/trino/etc/catalog``, also mounted by
     docker-compose.yml): the state directory only links to those whose plugin is installed.
     """
-    from stack.layout import TRINO_ETC_TEMPLATES
+    from airlake.stack.layout import TRINO_ETC_TEMPLATES
 
     trino = layout.data("trino")
     etc = trino / "etc"

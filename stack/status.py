@@ -12,11 +12,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from airlake.config import ConfigError, Settings
-from stack import supervisor
-from stack.health import CHECKS
-from stack.layout import SERVICES, Layout
-from stack.services import port
+from airlake.settings import ConfigError, Settings
+from airlake.stack import supervisor
+from airlake.stack.health import CHECKS
+from airlake.stack.layout import SERVICES, Layout
+from airlake.stack.services import port
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -14,9 +14,9 @@ import time
 import xmlrpc.client
 from pathlib import Path
 
-from stack.credentials import write_private
-from stack.layout import Layout
-from stack.services import Program
+from airlake.stack.credentials import write_private
+from airlake.stack.layout import Layout
+from airlake.stack.services import Program
 
 
 class SupervisorError(RuntimeError):

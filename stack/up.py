@@ -13,14 +13,14 @@ import threading
 import time
 from collections.abc import Callable
 
-from airlake.config import ConfigError, Settings
-from catalog import ensure_state_dir
-from stack import bootstrap, supervisor
-from stack.components import is_installed
-from stack.credentials import with_credentials
-from stack.health import CHECKS, port_open
-from stack.layout import SERVICES, Layout
-from stack.services import port, programs, render_trino_etc
+from airlake.catalog import ensure_state_dir
+from airlake.settings import ConfigError, Settings
+from airlake.stack import bootstrap, supervisor
+from airlake.stack.components import is_installed
+from airlake.stack.credentials import with_credentials
+from airlake.stack.health import CHECKS, port_open
+from airlake.stack.layout import SERVICES, Layout
+from airlake.stack.services import port, programs, render_trino_etc
 
 LOG_TAIL_LINES = 25
 
@@ -46,7 +46,7 @@ def tail(path, lines: int = LOG_TAIL_LINES) -> str:
 
 
 def missing_components(layout: Layout) -> list[str]:
-    from stack.layout import find_postgres_bindir
+    from airlake.stack.layout import find_postgres_bindir
 
     missing = [] if find_postgres_bindir() else ["postgres"]
     homes = {

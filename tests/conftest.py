@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from airlake.config import Settings, load_settings
+from airlake.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data" / "wikimedia"

@@ -13,7 +13,7 @@ their public names, so ``from sources.orders import OrderGenerator`` and the CLI
 (``add_arguments``, ``main``) keep working. Imports only its own modules.
 """
 
-from sources.orders.cli import (
+from airlake.sources.orders.cli import (
     KEY_DEMAND_URL,
     KEY_HOST,
     KEY_ORDERS_PORT,
@@ -23,8 +23,8 @@ from sources.orders.cli import (
     main,
     pacing_from_args,
 )
-from sources.orders.demand import SseDemand, read_demand_file
-from sources.orders.entities import (
+from airlake.sources.orders.demand import SseDemand, read_demand_file
+from airlake.sources.orders.entities import (
     COURSE_WEIGHTS,
     CUISINE_NAMES,
     CUISINES,
@@ -42,7 +42,7 @@ from sources.orders.entities import (
     market_for_wiki,
     market_profile,
 )
-from sources.orders.generator import (
+from airlake.sources.orders.generator import (
     ACCEPTED,
     CANCELLED,
     DEDUPE_MINUTES,
@@ -65,7 +65,7 @@ from sources.orders.generator import (
     order_count,
     parse_event_time_ms,
 )
-from sources.orders.log import DEFAULT_RETENTION, TOPIC, OffsetOutOfRetention, OrderLog
+from airlake.sources.orders.log import DEFAULT_RETENTION, TOPIC, OffsetOutOfRetention, OrderLog
 
 __all__ = [
     "ACCEPTED",

@@ -10,10 +10,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from sources.orders.generator import generator_from_settings
-from sources.orders.log import DEFAULT_RETENTION, OrderLog
-from sources.sse_server import Pacing, add_pacing_arguments
-from sources.sse_server import pacing_from_args as sse_pacing_from_args
+from airlake.sources.orders.generator import generator_from_settings
+from airlake.sources.orders.log import DEFAULT_RETENTION, OrderLog
+from airlake.sources.sse_server import Pacing, add_pacing_arguments
+from airlake.sources.sse_server import pacing_from_args as sse_pacing_from_args
 
 STREAM_PATH = "/v2/stream/orders"
 
@@ -68,13 +68,13 @@ def main(args: argparse.Namespace, settings: Any) -> int:
 
     Args:
         args: the parsed flags (see :func:`add_arguments`).
-        settings: the resolved :class:`airlake.config.Settings`.
+        settings: the resolved :class:`airlake.settings.Settings`.
 
     Returns:
         The exit status.
     """
 
-    from sources.sse_server import Faults, SseServer, serve_until_stopped
+    from airlake.sources.sse_server import Faults, SseServer, serve_until_stopped
 
     try:
         pacing = pacing_from_args(args)

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sources.orders.generator import parse_event_time_ms
+from airlake.sources.orders.generator import parse_event_time_ms
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +52,8 @@ class SseDemand:
         self._closed = threading.Event()
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        from sources.recentchange import is_canary  # the SSE-level filter (over sources.events.is_canary)
-        from sources.sse import PositionNotInLog, SseStream
+        from airlake.sources.recentchange import is_canary  # the SSE-level filter (over sources.events.is_canary)
+        from airlake.sources.sse import PositionNotInLog, SseStream
 
         last_event_id, params = self.last_event_id, dict(self.stream_options.pop("params", None) or {})
         newest: tuple[int, str] | None = None

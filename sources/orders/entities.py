@@ -58,7 +58,7 @@ def market_for_wiki(wiki: str, settings_or_mapping: Any) -> str:
 
     Args:
         wiki: the ``wiki`` field of a recentchange event.
-        settings_or_mapping: an :class:`airlake.config.Settings` (``markets.wikis`` and ``markets.default``
+        settings_or_mapping: an :class:`airlake.settings.Settings` (``markets.wikis`` and ``markets.default``
             are read), the settings as a nested mapping (with a ``markets`` section), the ``markets`` section
             itself (``{"default": ..., "wikis": {...}}``) or a plain ``{wiki: market}`` mapping.
 

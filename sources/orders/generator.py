@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from sources.events import (
+from airlake.sources.events import (
     ACCEPTED,
     CANCELLED,
     DELIVERED,
@@ -30,7 +30,7 @@ from sources.events import (
     TERMINAL_ORDER_EVENT_TYPES,
     is_canary,
 )
-from sources.orders.entities import Market, build_market, market_mapping
+from airlake.sources.orders.entities import Market, build_market, market_mapping
 
 SCHEMA_VERSION = 1
 EVENT_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://herecomestheairplane.example/airlake/orders")

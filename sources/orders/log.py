@@ -16,9 +16,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from sources.orders.demand import SseDemand, read_demand_file
-from sources.orders.generator import OrderGenerator, parse_event_time_ms
-from sources.sse_server import log_identity, new_log_id
+from airlake.sources.orders.demand import SseDemand, read_demand_file
+from airlake.sources.orders.generator import OrderGenerator, parse_event_time_ms
+from airlake.sources.sse_server import log_identity, new_log_id
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from airlake.config import WIKIMEDIA_URL, ConfigError, load_settings
+from airlake.settings import WIKIMEDIA_URL, ConfigError, load_settings
 
 
 def test_defaults_point_at_the_live_wikimedia_stream(tmp_path: Path):

@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
+from airlake.catalog import STATE_MARKER, ensure_state_dir, is_state_dir
 from airlake.demo import NotAStateDir, clear_state
 from airlake.processes import clean_env
-from catalog import STATE_MARKER, ensure_state_dir, is_state_dir
 
 
 def _airlake(cwd, state, *args: str) -> subprocess.CompletedProcess[str]:

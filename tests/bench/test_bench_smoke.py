@@ -20,7 +20,7 @@ EVENTS = 2000
 def test_quick_benchmark_reports_every_figure_and_lands_every_event(tmp_path: Path):
     out = tmp_path / "ingest.json"
     run = subprocess.run(
-        [sys.executable, "-m", "bench.ingest", "--quick", "--events", str(EVENTS)]
+        [sys.executable, "-m", "airlake.bench.ingest", "--quick", "--events", str(EVENTS)]
         + ["--contenders", "airlake,plain,plain-tuned", "--out", str(out)],
         cwd=REPO,
         env=clean_env(),

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pytest
 
-from catalog import load_catalog
-from lake.commit import Backoff, BatchMark, append_batch, expire_snapshots, latest_mark, recent_ids, recover
-from lake.schemas import DEAD_LETTERS, RECENTCHANGE
-from lake.tables import STREAMING_PROPERTIES, ensure_tables
+from airlake.catalog import load_catalog
+from airlake.lake.commit import Backoff, BatchMark, append_batch, expire_snapshots, latest_mark, recent_ids, recover
+from airlake.lake.schemas import DEAD_LETTERS, RECENTCHANGE
+from airlake.lake.tables import STREAMING_PROPERTIES, ensure_tables
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

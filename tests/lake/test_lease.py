@@ -11,11 +11,11 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from catalog import load_catalog
-from lake.commit import Backoff, BatchMark, CommitError, append_batch, latest_mark
-from lake.lease import Lease, LeaseHeld, LeaseLost, read_lease
-from lake.schemas import DEAD_LETTERS
-from lake.tables import ensure_tables
+from airlake.catalog import load_catalog
+from airlake.lake.commit import Backoff, BatchMark, CommitError, append_batch, latest_mark
+from airlake.lake.lease import Lease, LeaseHeld, LeaseLost, read_lease
+from airlake.lake.schemas import DEAD_LETTERS
+from airlake.lake.tables import ensure_tables
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 REPO = Path(__file__).resolve().parents[2]
@@ -135,7 +135,7 @@ def test_rows_that_do_not_fit_the_schema_are_a_permanent_error(settings, catalog
 def test_the_lease_of_a_killed_process_of_this_host_is_taken_at_once(settings, catalog):
     code = (
         "import sys, time\n"
-        "from airlake.config import load_settings\n"
+        "from airlake.settings import load_settings\n"
         "from catalog import load_catalog\n"
         "from lake.lease import Lease\n"
         f"s = load_settings({{'state_dir': {str(settings.state_dir)!r}, 'profile': 'embedded'}}, environ={{}})\n"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from catalog import load_catalog
+from airlake.catalog import load_catalog
 from tests.conftest import MODERN_SAMPLES, RECORDING_2018
 from tests.procs import Firehose, Process, airlake_command, lake_stats
 
@@ -25,7 +25,7 @@ def ingest(state: Path, log: Path, *args: str) -> Process:
 
 def catalog_of(state: Path):
     """The embedded catalog of a test's state directory, as the pipeline sees it."""
-    from airlake.config import load_settings
+    from airlake.settings import load_settings
 
     return load_catalog(load_settings({"state_dir": str(state), "profile": "embedded"}, environ={}))
 

@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 import pyarrow as pa
 import pytest
 
-from catalog import load_catalog
-from lake.schemas import DEMAND_MINUTE
-from pipelines.speed import MinuteState, SpeedPipeline, floor_minute
-from pipelines.transforms import event_key, staged_schema
+from airlake.catalog import load_catalog
+from airlake.lake.schemas import DEMAND_MINUTE
+from airlake.pipelines.speed import MinuteState, SpeedPipeline, floor_minute
+from airlake.pipelines.transforms import event_key, staged_schema
 
 NOW = floor_minute(datetime.now(UTC))
 

@@ -10,12 +10,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pipelines.readers import ReaderProcess, SourceSpec, ready
-from sources.firehose import STREAM_PATH, TOPIC, build_log, event_time
-from sources.normalize import event_key
-from sources.recentchange import is_canary
-from sources.sse import SseEvent
-from sources.sse_server import EventLog, SseServer
+from airlake.pipelines.readers import ReaderProcess, SourceSpec, ready
+from airlake.sources.firehose import STREAM_PATH, TOPIC, build_log, event_time
+from airlake.sources.normalize import event_key
+from airlake.sources.recentchange import is_canary
+from airlake.sources.sse import SseEvent
+from airlake.sources.sse_server import EventLog, SseServer
 from tests.conftest import RECORDING_2018
 
 USER_AGENT = "airlake-tests/0.1 (tests@herecomestheairplane.example) requests"

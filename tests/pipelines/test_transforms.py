@@ -14,7 +14,7 @@ from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms.window import TimestampedValue
 
-from pipelines.transforms import (
+from airlake.pipelines.transforms import (
     DEAD_LETTER_TAG,
     ORDERS_TAG,
     RECENTCHANGE_TAG,
@@ -216,8 +216,8 @@ def test_minute_windows_early_on_time_and_late_firings(scenario: str, expected: 
 
 @pytest.mark.parametrize("chunk_size", [1, 7, 1000])
 def test_chunked_speed_layer_stages_what_the_row_wise_one_does(tmp_path, chunk_size):
-    from lake.schemas import ALL_TABLES
-    from pipelines.transforms import ReadEnvelopes, SpeedLayer, read_staged
+    from airlake.lake.schemas import ALL_TABLES
+    from airlake.pipelines.transforms import ReadEnvelopes, SpeedLayer, read_staged
 
     lines = RECORDING_2018.read_text().splitlines()[:300]
     segment = tmp_path / "segment.jsonl"

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from sources import sse_server
-from sources.firehose import (
+from airlake.sources import sse_server
+from airlake.sources.firehose import (
     DEFAULT_SOURCE_DIR,
     STREAM_PATH,
     TOPIC,
@@ -30,8 +30,16 @@ from sources.firehose import (
     event_time,
     resolve_sources,
 )
-from sources.sse import PositionNotInLog, SseError, SseEvent, SseStream
-from sources.sse_server import BadRequest, EventLog, Faults, Pacing, PositionInOtherLog, SseServer, resume_offset
+from airlake.sources.sse import PositionNotInLog, SseError, SseEvent, SseStream
+from airlake.sources.sse_server import (
+    BadRequest,
+    EventLog,
+    Faults,
+    Pacing,
+    PositionInOtherLog,
+    SseServer,
+    resume_offset,
+)
 from tests.conftest import SHARED_DATA
 
 WIKIMEDIA = SHARED_DATA

@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from airlake.config import load_settings
-from sources import orders
-from sources.orders import (
+from airlake.settings import load_settings
+from airlake.sources import orders
+from airlake.sources.orders import (
     CANCELLED,
     DELIVERED,
     EVENT_TYPES,
@@ -522,7 +522,7 @@ class ListLog:
 
 def read_sse(url: str, count: int, *, last_event_id: str | None = None) -> tuple[list[Any], dict[str, Any]]:
     """Reads ``count`` events with the resumable client; returns them and the client's stats."""
-    from sources.sse import SseStream
+    from airlake.sources.sse import SseStream
 
     got = []
     with SseStream(url, user_agent="airlake-tests/0.1", last_event_id=last_event_id, backoff_initial=0.05) as stream:
@@ -535,7 +535,7 @@ def read_sse(url: str, count: int, *, last_event_id: str | None = None) -> tuple
 
 @pytest.mark.integration
 def test_served_orders_survive_drops_and_resume_exactly(settings, wikidata_events) -> None:
-    from sources.sse_server import Faults, SseServer
+    from airlake.sources.sse_server import Faults, SseServer
 
     log = OrderLog.from_file(WIKIDATA_FILE, generator_from_settings(settings, seed=42)).start()
     assert log.wait_finished(timeout=25)
@@ -564,7 +564,7 @@ def test_served_orders_survive_drops_and_resume_exactly(settings, wikidata_event
 
 @pytest.mark.integration
 def test_orders_from_demand_read_over_sse(settings) -> None:
-    from sources.sse_server import SseServer
+    from airlake.sources.sse_server import SseServer
 
     lines = [line for line in WIKIDATA_FILE.read_text(encoding="utf-8").splitlines() if line.strip()]
     canary = json.dumps({"wiki": "enwiki", "meta": {"dt": "2018-03-07T16:20:00+00:00", "domain": "canary"}})
@@ -628,7 +628,7 @@ def test_cli_serves_orders(tmp_path, wikidata_events) -> None:
 
 @pytest.mark.integration
 def test_order_logs_over_different_demand_urls_never_share_ids(settings) -> None:
-    from sources.sse_server import SseServer
+    from airlake.sources.sse_server import SseServer
 
     lines = [line for line in WIKIDATA_FILE.read_text(encoding="utf-8").splitlines() if line.strip()][:1500]
     servers, logs = [], []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from sources.retry import Backoff, jittered_delay
+from airlake.sources.retry import Backoff, jittered_delay
 
 
 def test_delay_stays_under_the_doubling_ceiling_and_above_the_minimum() -> None:

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from sources.recentchange import is_canary
-from sources.sse import PositionNotInLog, SseError, SseEvent, SseParser, SseStream
+from airlake.sources.recentchange import is_canary
+from airlake.sources.sse import PositionNotInLog, SseError, SseEvent, SseParser, SseStream
 
 USER_AGENT = "airlake-tests/0.1 (tests@herecomestheairplane.example) requests"
 SSE_HEAD = (

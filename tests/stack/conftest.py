@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from airlake.config import Settings, load_settings
-from stack.layout import Layout
+from airlake.settings import Settings, load_settings
+from airlake.stack.layout import Layout
 
 AIRLAKE = [sys.executable, "-m", "airlake.cli"]
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from airlake.config import DEFAULTS, load_settings
-from stack.layout import TRINO_CATALOG_DIR
-from stack.services import TRINO_ENV_VARS
+from airlake.settings import DEFAULTS, load_settings
+from airlake.stack.layout import TRINO_CATALOG_DIR
+from airlake.stack.services import TRINO_ENV_VARS
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"

@@ -7,10 +7,10 @@ import shlex
 
 import pytest
 
-from airlake.config import ConfigError, load_settings
-from stack.credentials import GENERATED, ensure_credentials, env_name
-from stack.layout import Layout
-from stack.supervisor import render_conf
+from airlake.settings import ConfigError, load_settings
+from airlake.stack.credentials import GENERATED, ensure_credentials, env_name
+from airlake.stack.layout import Layout
+from airlake.stack.supervisor import render_conf
 
 
 def test_credentials_are_generated_once_into_dotenv(tmp_path):
@@ -47,7 +47,7 @@ def test_local_profile_needs_the_generated_secrets(tmp_path):
 
 
 def test_supervisord_conf_runs_everything_on_loopback(tmp_path, monkeypatch):
-    from stack import services
+    from airlake.stack import services
 
     ensure_credentials(tmp_path, environ={})
     settings = load_settings({"state_dir": str(tmp_path / "state")}, environ={}, cwd=tmp_path)
@@ -78,7 +78,7 @@ def _fake_jdk(root, name: str, version: str):
 
 
 def test_trino_gets_the_newest_jdk_24_or_newer(tmp_path):
-    from stack.layout import find_java_home
+    from airlake.stack.layout import find_java_home
 
     settings = load_settings(environ={}, cwd=tmp_path)
     _fake_jdk(tmp_path, "java-17-openjdk-amd64", "17.0.15")

@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
+from airlake.catalog import load_catalog
+from airlake.lake.stats import lake_stats
 from airlake.processes import free_port
-from catalog import load_catalog
-from lake.stats import lake_stats
 from tests.procs import Process
 
 pytestmark = pytest.mark.stack

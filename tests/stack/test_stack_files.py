@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from airlake.config import load_settings
-from stack import bootstrap, services, supervisor
-from stack.credentials import GENERATED, ensure_credentials, write_private
-from stack.layout import Layout
+from airlake.settings import load_settings
+from airlake.stack import bootstrap, services, supervisor
+from airlake.stack.credentials import GENERATED, ensure_credentials, write_private
+from airlake.stack.layout import Layout
 
 
 @pytest.fixture

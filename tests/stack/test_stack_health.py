@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from airlake.config import load_settings
-from stack.health import check_trino, trino_query
-from stack.layout import Layout
+from airlake.settings import load_settings
+from airlake.stack.health import check_trino, trino_query
+from airlake.stack.layout import Layout
 
 
 def _closed_port() -> int:

@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from catalog import load_catalog
-from lake.schemas import ALL_TABLES
-from stack.health import check_s3
-from stack.supervisor import rpc, start_program
+from airlake.catalog import load_catalog
+from airlake.lake.schemas import ALL_TABLES
+from airlake.stack.health import check_s3
+from airlake.stack.supervisor import rpc, start_program
 from tests.conftest import RECORDING_2018
 from tests.procs import Firehose, Process
 

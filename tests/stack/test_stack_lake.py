@@ -9,7 +9,7 @@ import pytest
 import trino
 from pyiceberg.catalog import load_catalog
 
-from airlake.config import CATALOG_NAME
+from airlake.settings import CATALOG_NAME
 
 pytestmark = pytest.mark.stack
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import trino
 
-from lake.schemas import ALL_TABLES
+from airlake.lake.schemas import ALL_TABLES
 
 pytestmark = pytest.mark.stack
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from stack.credentials import GENERATED, env_name
+from airlake.stack.credentials import GENERATED, env_name
 
 pytestmark = pytest.mark.stack
 

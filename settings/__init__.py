@@ -1,4 +1,5 @@
-"""One place where airlake's configuration resolves.
+"""One place where airlake's configuration resolves (``airlake.settings``, the bottom layer: it imports nothing of
+airlake's, so every other package may use it; docs/architecture.md).
 
 Every setting has a key path such as ``sources.recentchange.url``. A value is taken, first found wins, from:
 
