@@ -305,6 +305,13 @@ class Settings:
     sources_of_values: dict[str, str] = field(default_factory=dict)
 
     def get(self, path: str, default: Any = None) -> Any:
+        """The value at ``path``; ``default`` when the setting is unset.
+
+        Raises:
+            ConfigError: ``path`` names no setting (a typo in the code), with the nearest one.
+        """
+        if path not in _KNOWN and not _free(path):
+            raise ConfigError(f"the code asked for {path}, which is not a setting{_nearest(path)}")
         node: Any = self.data
         for part in path.split("."):
             if not isinstance(node, Mapping) or part not in node:

@@ -594,8 +594,8 @@ def main(args: argparse.Namespace, settings: Any) -> int:
     Returns:
         The exit status.
     """
-    host = args.host or settings.get("firehose.host") or "127.0.0.1"
-    port = args.port if args.port is not None else int(settings.get("firehose.recentchange_port", 8090))
+    host = args.host or str(settings.require("firehose.host"))
+    port = args.port if args.port is not None else int(settings.require("firehose.recentchange_port"))
     sources = args.source or settings.get("firehose.source") or None
     try:
         pacing = pacing_from_args(args, DEFAULT_RATE)

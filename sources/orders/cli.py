@@ -95,13 +95,13 @@ def main(args: argparse.Namespace, settings: Any) -> int:
             generator,
             user_agent=str(settings.require(KEY_USER_AGENT)),
             retention=args.retention,
-            connect_timeout=float(settings.get("sources.recentchange.connect_timeout", 10.0)),
-            read_timeout=float(settings.get("sources.recentchange.read_timeout", 60.0)),
-            backoff_initial=float(settings.get("sources.recentchange.backoff_initial", 0.5)),
-            backoff_max=float(settings.get("sources.recentchange.backoff_max", 30.0)),
+            connect_timeout=float(settings.require("sources.recentchange.connect_timeout")),
+            read_timeout=float(settings.require("sources.recentchange.read_timeout")),
+            backoff_initial=float(settings.require("sources.recentchange.backoff_initial")),
+            backoff_max=float(settings.require("sources.recentchange.backoff_max")),
         )
-    host = args.host or str(settings.get(KEY_HOST) or "127.0.0.1")
-    port = args.port if args.port is not None else int(settings.get(KEY_ORDERS_PORT, 8091))
+    host = args.host or str(settings.require(KEY_HOST))
+    port = args.port if args.port is not None else int(settings.require(KEY_ORDERS_PORT))
     try:
         server = SseServer(host, port)
     except OSError as exc:

@@ -420,8 +420,8 @@ class OrderGenerator:
 def generator_from_settings(settings: Any, **overrides: Any) -> OrderGenerator:
     """An :class:`OrderGenerator` configured from settings (seed, orders per edit, markets) and overrides."""
     kwargs: dict[str, Any] = {
-        "seed": int(settings.get(KEY_SEED, 42)),
-        "orders_per_edit": float(settings.get(KEY_ORDERS_PER_EDIT, 0.5)),
+        "seed": int(settings.require(KEY_SEED)),
+        "orders_per_edit": float(settings.require(KEY_ORDERS_PER_EDIT)),
         "markets": settings,
     }
     kwargs.update({k: v for k, v in overrides.items() if v is not None})

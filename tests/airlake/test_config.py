@@ -108,3 +108,10 @@ def test_config_show_names_each_source_and_masks_secrets(tmp_path: Path):
     assert (shown["firehose.seed"]["value"], shown["firehose.seed"]["source"]) == (7, "env")
     assert shown["pipeline.max_batch_events"]["source"] == "default"
     assert shown["stack.superset.admin_password"]["value"] == ""  # unset secrets show as unset
+
+
+def test_code_that_asks_for_a_setting_that_does_not_exist_fails_loudly(tmp_path: Path):
+    s = load_settings(environ={}, cwd=tmp_path)
+    with pytest.raises(ConfigError, match=r"firehose\.hots, which is not a setting \(did you mean firehose\.host\?\)"):
+        s.get("firehose.hots")
+    assert s.get("markets.wikis.nosuchwiki", "fallback") == "fallback"  # free-form sections may lack a key
