@@ -37,30 +37,27 @@ CATALOG_NAME = "airlake"
 WIKIMEDIA_URL = "https://stream.wikimedia.org/v2/stream/recentchange"
 USER_AGENT = "airlake/0.1 (Here Comes The Airplane data platform; data-platform@herecomestheairplane.example)"
 
+
+def _source_defaults(url: str) -> dict[str, Any]:
+    """The defaults of one firehose source (``sources.<name>``): where it is and how to read it."""
+    return {
+        "url": url,
+        "user_agent": USER_AGENT,
+        "read_timeout": 60.0,
+        "connect_timeout": 10.0,
+        "backoff_initial": 0.5,
+        "backoff_max": 30.0,
+        "max_line_bytes": 1 << 20,  # a longer SSE line makes its event a dead letter
+        "max_event_bytes": 4 << 20,  # and so does a larger event
+    }
+
+
 DEFAULTS: dict[str, Any] = {
     "profile": "embedded",
     "state_dir": ".airlake",
     "sources": {
-        "recentchange": {
-            "url": WIKIMEDIA_URL,
-            "user_agent": USER_AGENT,
-            "read_timeout": 60.0,
-            "connect_timeout": 10.0,
-            "backoff_initial": 0.5,
-            "backoff_max": 30.0,
-            "max_line_bytes": 1 << 20,
-            "max_event_bytes": 4 << 20,
-        },
-        "orders": {
-            "url": "http://127.0.0.1:8091/v2/stream/orders",
-            "user_agent": USER_AGENT,
-            "read_timeout": 60.0,
-            "connect_timeout": 10.0,
-            "backoff_initial": 0.5,
-            "backoff_max": 30.0,
-            "max_line_bytes": 1 << 20,
-            "max_event_bytes": 4 << 20,
-        },
+        "recentchange": _source_defaults(WIKIMEDIA_URL),
+        "orders": _source_defaults("http://127.0.0.1:8091/v2/stream/orders"),
     },
     "firehose": {
         "host": "127.0.0.1",
