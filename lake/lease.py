@@ -244,6 +244,34 @@ class Lease:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._now = _now_sql(self.engine)
+        self._row_ready = False
+
+    _OURS = "name = :n AND epoch = :epoch AND holder = :holder"
+    """The lease row while this process holds it (its epoch and holder)."""
+
+    def _ours(self, **extra: Any) -> dict[str, Any]:
+        """The parameters of :data:`_OURS`, and ``extra``."""
+        return {"n": self.name, "epoch": self.epoch, "holder": self.holder, **extra}
+
+    def _ensure_row(self) -> None:
+        """Creates the lease table and this writer's row, once per :class:`Lease` (safe when two processes race)."""
+        from sqlalchemy import text
+        from sqlalchemy.exc import IntegrityError
+
+        if self._row_ready:
+            return
+        ensure_lease_table(self.engine)
+        try:
+            with self.engine.begin() as conn:
+                exists = conn.execute(text(f"SELECT 1 FROM {LEASE_TABLE} WHERE name = :n"), {"n": self.name}).first()
+                if exists is None:
+                    conn.execute(
+                        text(f"INSERT INTO {LEASE_TABLE} (name, epoch, expires_at, commits) VALUES (:n, 0, 0, 0)"),
+                        {"n": self.name},
+                    )
+        except IntegrityError:
+            pass  # another process inserted the row first
+        self._row_ready = True
 
     # ----- taking and giving back ----------------------------------------------------------------------------
     def try_acquire(self) -> bool:
@@ -252,6 +280,7 @@ class Lease:
         Returns:
             whether this process holds the lease now.
         """
+        self._ensure_row()
         if self._try_update(f"(holder IS NULL OR expires_at < {self._now})", {}):
             return True
         info = read_lease(self.engine, self.name)
@@ -269,19 +298,7 @@ class Lease:
     def _try_update(self, condition: str, params: dict[str, Any]) -> bool:
         """Takes the lease where ``condition`` holds on its row."""
         from sqlalchemy import text
-        from sqlalchemy.exc import IntegrityError
 
-        ensure_lease_table(self.engine)
-        try:
-            with self.engine.begin() as conn:
-                exists = conn.execute(text(f"SELECT 1 FROM {LEASE_TABLE} WHERE name = :n"), {"n": self.name}).first()
-                if exists is None:
-                    conn.execute(
-                        text(f"INSERT INTO {LEASE_TABLE} (name, epoch, expires_at, commits) VALUES (:n, 0, 0, 0)"),
-                        {"n": self.name},
-                    )
-        except IntegrityError:
-            pass  # another process inserted the row first
         with self.engine.begin() as conn:
             taken = conn.execute(
                 text(
@@ -315,10 +332,10 @@ class Lease:
 
     def acquire(self, *, wait: bool = False, timeout: float | None = None, poll: float = 1.0) -> Lease:
         """Takes the lease; raises :class:`LeaseHeld` when another holder has it (after ``timeout`` with ``wait``)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        announced = False
         from sqlalchemy.exc import OperationalError
 
+        deadline = None if timeout is None else time.monotonic() + timeout
+        announced = False
         while True:
             try:
                 if self.try_acquire():
@@ -353,11 +370,8 @@ class Lease:
         try:
             with self.engine.begin() as conn:
                 conn.execute(
-                    text(
-                        f"UPDATE {LEASE_TABLE} SET holder = NULL, expires_at = 0"
-                        " WHERE name = :n AND epoch = :epoch AND holder = :holder"
-                    ),
-                    {"n": self.name, "epoch": self.epoch, "holder": self.holder},
+                    text(f"UPDATE {LEASE_TABLE} SET holder = NULL, expires_at = 0 WHERE {self._OURS}"),
+                    self._ours(),
                 )
         except Exception as exc:  # noqa: BLE001 - the lease then expires by itself
             log.warning("could not release the %r writer lease (%s); it expires in %.0f s", self.name, exc, self.ttl)
@@ -378,9 +392,9 @@ class Lease:
             renewed = conn.execute(
                 text(
                     f"UPDATE {LEASE_TABLE} SET heartbeat_at = {self._now}, expires_at = {self._now} + :ttl"
-                    " WHERE name = :n AND epoch = :epoch AND holder = :holder"
+                    f" WHERE {self._OURS}"
                 ),
-                {"ttl": self.ttl, "n": self.name, "epoch": self.epoch, "holder": self.holder},
+                self._ours(ttl=self.ttl),
             ).rowcount
         if renewed != 1:
             self._mark_lost("its heartbeat found it taken over")
@@ -421,10 +435,8 @@ class Lease:
 
         started = time.perf_counter()
         touched = session.execute(
-            text(
-                f"UPDATE {LEASE_TABLE} SET commits = commits + 1 WHERE name = :n AND epoch = :epoch AND holder = :holder"
-            ),
-            {"n": self.name, "epoch": self.epoch, "holder": self.holder},
+            text(f"UPDATE {LEASE_TABLE} SET commits = commits + 1 WHERE {self._OURS}"),
+            self._ours(),
         ).rowcount
         self.fence_seconds += time.perf_counter() - started
         self.fences += 1
