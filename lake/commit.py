@@ -136,6 +136,27 @@ def recent_ids(table: Table, column: str, snapshots: int | None = None) -> pa.Ar
     return scan.to_arrow().column(column).combine_chunks()
 
 
+def newest_commit_max(table: Table, *columns: str) -> dict[str, Any] | None:
+    """The largest value of each of ``columns`` among the rows the newest snapshot of ``table`` appended.
+
+    Returns:
+        column -> its largest value; None when the table has no snapshot or its newest one appended no rows.
+    """
+    import pyarrow.compute as pc
+
+    snapshot = table.current_snapshot()
+    if snapshot is None:
+        return None
+    rows = table.incremental_append_scan(
+        from_snapshot_id_exclusive=snapshot.parent_snapshot_id,
+        to_snapshot_id_inclusive=snapshot.snapshot_id,
+        selected_fields=columns,
+    ).to_arrow()
+    if rows.num_rows == 0:
+        return None
+    return {column: pc.max(rows.column(column)).as_py() for column in columns}
+
+
 class CommitError(RuntimeError):
     """A commit failed for a reason that retrying cannot fix; ``str(exc)`` names the table and the cause."""
 

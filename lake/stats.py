@@ -7,7 +7,7 @@ import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from airlake.lake.commit import SPEED_WRITER, latest_mark
+from airlake.lake.commit import SPEED_WRITER, latest_mark, newest_commit_max
 from airlake.lake.schemas import ALL_TABLES, ORDERS, RECENTCHANGE, TableDef
 
 if TYPE_CHECKING:
@@ -18,7 +18,6 @@ if TYPE_CHECKING:
 
 def newest_event_time(catalog: Catalog, tables: tuple[TableDef, ...] = (RECENTCHANGE, ORDERS)) -> datetime | None:
     """The newest event time among the rows of the newest commit of each of ``tables`` (None: nothing committed)."""
-    import pyarrow.compute as pc
     from pyiceberg.exceptions import NoSuchTableError
 
     newest: datetime | None = None
@@ -27,16 +26,9 @@ def newest_event_time(catalog: Catalog, tables: tuple[TableDef, ...] = (RECENTCH
             t = catalog.load_table(table.identifier)
         except NoSuchTableError:
             continue
-        snapshot = t.current_snapshot()
-        if snapshot is None:
-            continue
-        rows = t.incremental_append_scan(
-            from_snapshot_id_exclusive=snapshot.parent_snapshot_id,
-            to_snapshot_id_inclusive=snapshot.snapshot_id,
-            selected_fields=(table.partition_column,),
-        ).to_arrow()
-        if rows.num_rows:
-            value = pc.max(rows.column(table.partition_column)).as_py()
+        found = newest_commit_max(t, table.partition_column)
+        if found is not None:
+            value = found[table.partition_column]
             newest = value if newest is None else max(newest, value)
     return newest
 

@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from airlake.lake.commit import (
     SPEED_WRITER,
@@ -45,6 +44,7 @@ from airlake.lake.commit import (
     Recovery,
     append_batch,
     expire_snapshots,
+    newest_commit_max,
     recent_ids,
     recover,
 )
@@ -355,20 +355,11 @@ class SpeedPipeline:
         return newest
 
     def _recent_times(self, table: TableDef) -> datetime | None:
-        t = self.tables[table.identifier]
-        snapshot = t.current_snapshot()
-        if snapshot is None:
+        newest = newest_commit_max(self.tables[table.identifier], table.partition_column, "ingested_at")
+        if newest is None:
             return None
-        rows = t.incremental_append_scan(
-            from_snapshot_id_exclusive=snapshot.parent_snapshot_id,
-            to_snapshot_id_inclusive=snapshot.snapshot_id,
-            selected_fields=(table.partition_column, "ingested_at"),
-        ).to_arrow()
-        if rows.num_rows == 0:
-            return None
-        newest = pc.max(rows.column(table.partition_column)).as_py()
-        bound = pc.max(rows.column("ingested_at")).as_py() + timedelta(seconds=self.max_ahead)
-        return min(newest, bound)
+        bound = newest["ingested_at"] + timedelta(seconds=self.max_ahead)
+        return min(newest[table.partition_column], bound)
 
     def rebuild_state(self, since: datetime, *, refire: bool) -> None:
         """Recomputes the open minutes (from the minute ``since`` on) from the raw tables, through the same graph.
