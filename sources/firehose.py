@@ -40,6 +40,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from airlake.sources.events import uuid5 as events_uuid5
 from airlake.sources.sse_server import (
     Faults,
     SseServer,
@@ -137,11 +138,7 @@ _NAMESPACE_BYTES = ID_NAMESPACE.bytes
 
 def uuid5(name: str) -> str:
     """``str(uuid.uuid5(ID_NAMESPACE, name))``, computed a few times faster."""
-    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode()).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50
-    digest[8] = (digest[8] & 0x3F) | 0x80
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return events_uuid5(_NAMESPACE_BYTES, name)
 
 
 def _template(text: str) -> tuple[list[str], list[str]]:

@@ -29,6 +29,7 @@ from airlake.sources.events import (
     PLACED,
     TERMINAL_ORDER_EVENT_TYPES,
     is_canary,
+    uuid5,
 )
 from airlake.sources.orders.entities import Market, build_market, market_mapping
 
@@ -92,11 +93,7 @@ _EVENT_ID_PREFIX = EVENT_ID_NAMESPACE.bytes
 
 def event_id(seed: int, order_id: str, event_type: str) -> str:
     """The event id: ``uuid5(EVENT_ID_NAMESPACE, "<seed>/<order_id>/<event_type>")`` (computed directly)."""
-    digest = bytearray(hashlib.sha1(_EVENT_ID_PREFIX + f"{seed}/{order_id}/{event_type}".encode()).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50
-    digest[8] = (digest[8] & 0x3F) | 0x80
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return uuid5(_EVENT_ID_PREFIX, f"{seed}/{order_id}/{event_type}")
 
 
 def _cents_to_number(cents: int) -> float:
