@@ -19,8 +19,9 @@ import logging
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
+from airlake.lake.tables import MANIFEST_MERGE_ENABLED
 from airlake.sources.retry import Backoff
 
 if TYPE_CHECKING:
@@ -242,7 +243,7 @@ def _commit_data_files(table: Table, files: list[Any], mark: BatchMark) -> None:
     """One snapshot adding ``files`` with ``mark`` in its summary (merge-append when the table asks for it)."""
     from pyiceberg.utils.properties import property_as_bool
 
-    merge = property_as_bool(table.properties, "commit.manifest-merge.enabled", False)
+    merge = property_as_bool(table.properties, MANIFEST_MERGE_ENABLED, False)
     with table.transaction() as txn:
         update = txn.update_snapshot(snapshot_properties=mark.to_properties())
         with update.merge_append() if merge else update.fast_append() as append:
@@ -288,6 +289,14 @@ def append_batch(
     files: list[Any] | None = None
     name = table.name()
     label = ".".join(name) if isinstance(name, tuple) else str(name)
+
+    def give_up(exc: Exception) -> NoReturn:
+        if files and not _safe_landed(table, mark):
+            _delete_files(table, files)
+        if isinstance(exc, LeaseLost):
+            raise exc
+        raise CommitError(label, exc) from exc
+
     while True:
         try:
             if files is None:
@@ -296,11 +305,7 @@ def append_batch(
             return True
         except Exception as exc:  # noqa: BLE001 - classified below
             if is_permanent(exc):
-                if files and not _safe_landed(table, mark):
-                    _delete_files(table, files)
-                if isinstance(exc, LeaseLost):
-                    raise
-                raise CommitError(label, exc) from exc
+                give_up(exc)
             log.warning(
                 "commit of batch %d to %s failed (%s: %s); retrying", mark.batch, label, type(exc).__name__, exc
             )
@@ -310,9 +315,7 @@ def append_batch(
             table.refresh()
         except Exception as exc:  # noqa: BLE001
             if is_permanent(exc):
-                if files:
-                    _delete_files(table, files)
-                raise CommitError(label, exc) from exc
+                give_up(exc)
             log.warning("reloading %s failed (%s); retrying", label, exc)
             continue
         if _landed(table, mark):
