@@ -90,68 +90,46 @@ def read_source(
 ) -> None:
     """The body of a reader process (see the module docstring)."""
     from airlake.sources.recentchange import is_canary
-    from airlake.sources.sse import PositionNotInLog, SseStream
+    from airlake.sources.sse import SseStream
 
-    def open_stream(position: str | None, params: dict[str, str] | None) -> SseStream:
-        return SseStream(
-            spec.url,
-            last_event_id=position,
-            params=params,
-            user_agent=spec.user_agent,
-            read_timeout=spec.read_timeout,
-            connect_timeout=spec.connect_timeout,
-            backoff_initial=spec.backoff_initial,
-            backoff_max=spec.backoff_max,
-            drop=is_canary if spec.name == RECENTCHANGE_SOURCE else None,
-            max_line_bytes=spec.max_line_bytes,
-            max_event_bytes=spec.max_event_bytes,
-        )
-
-    current = [open_stream(last_event_id, None)]
+    stream = SseStream(
+        spec.url,
+        last_event_id=last_event_id,
+        user_agent=spec.user_agent,
+        read_timeout=spec.read_timeout,
+        connect_timeout=spec.connect_timeout,
+        backoff_initial=spec.backoff_initial,
+        backoff_max=spec.backoff_max,
+        drop=is_canary if spec.name == RECENTCHANGE_SOURCE else None,
+        max_line_bytes=spec.max_line_bytes,
+        max_event_bytes=spec.max_event_bytes,
+        resume_since=lambda: since_param(since) if since is not None else None,
+        label=spec.name,
+    )
     pending: list[tuple] = []
     sizes = [0]  # bytes of data pending
     lock = threading.Lock()
     finished = threading.Event()
     failure: list[str] = []
-    events_limit, bytes_limit = PENDING_LIMIT, spec.queue_bytes
+
+    def full() -> bool:
+        with lock:
+            return len(pending) >= PENDING_LIMIT or sizes[0] >= spec.queue_bytes
 
     def pump() -> None:
         try:
-            while not stop.is_set():
-                stream = current[0]
-                try:
-                    for event in stream:
-                        if event.error is None:
-                            key = _keyed(spec.name, event.id, event.data)
-                        else:  # data is only a prefix of the event
-                            key = event_key(spec.name, event.id, event.data, None)
-                        item = (event.id, event.received_at, event.data, key, event.error)
-                        with lock:
-                            pending.append(item)
-                            sizes[0] += len(event.data)
-                            full = len(pending) >= events_limit or sizes[0] >= bytes_limit
-                        while full and not stop.is_set():
-                            time.sleep(FLUSH_SECONDS)
-                            with lock:
-                                full = len(pending) >= events_limit or sizes[0] >= bytes_limit
-                        if stop.is_set():
-                            return
+            for event in stream:
+                if event.error is None:
+                    key = _keyed(spec.name, event.id, event.data)
+                else:  # data is only a prefix of the event
+                    key = event_key(spec.name, event.id, event.data, None)
+                with lock:
+                    pending.append((event.id, event.received_at, event.data, key, event.error))
+                    sizes[0] += len(event.data)
+                while full() and not stop.is_set():
+                    time.sleep(FLUSH_SECONDS)
+                if stop.is_set():
                     return
-                except PositionNotInLog as exc:
-                    if exc.position is None:
-                        raise  # refused without a position: resuming by time would not help
-                    start = since_param(since) if since is not None else None
-                    log.warning(
-                        "%s: position %s is not in the log the firehose serves now (%s); resuming by event time %s",
-                        spec.name,
-                        exc.position,
-                        exc.reason,
-                        f"since {start}" if start else "from the start of the log (nothing committed yet)",
-                    )
-                    with lock:
-                        current[0] = open_stream(None, {"since": start} if start else None)
-                    if stop.is_set():
-                        return
         except Exception as exc:  # noqa: BLE001 - reported to the driver, which stops
             failure.append(f"{type(exc).__name__}: {exc}")
         finally:
@@ -175,8 +153,6 @@ def read_source(
     except (BrokenPipeError, EOFError, OSError):
         pass  # the driver is gone
     finally:
-        with lock:
-            stream = current[0]
         stream.close()
         conn.close()
 

@@ -389,6 +389,10 @@ class SseStream:
         session: a ``requests.Session`` to use (one is created otherwise).
         max_line_bytes: the bound on one line of the stream (see :class:`SseParser`).
         max_event_bytes: the bound on the data of one event (see :class:`SseParser`).
+        resume_since: when the server refuses the position as one of another log (HTTP 409), the stream says so
+            in the log and goes on by event time with ``?since=`` set to what this returns (from the start of the
+            log when it returns None); without it, :class:`PositionNotInLog` is raised.
+        label: names the stream in log messages (default: the URL).
     """
 
     def __init__(
@@ -407,6 +411,8 @@ class SseStream:
         session: requests.Session | None = None,
         max_line_bytes: int = MAX_LINE_BYTES,
         max_event_bytes: int = MAX_EVENT_BYTES,
+        resume_since: Callable[[], str | None] | None = None,
+        label: str | None = None,
     ) -> None:
         if not user_agent:
             raise ValueError("user_agent is required (Wikimedia's User-Agent policy)")
@@ -421,6 +427,8 @@ class SseStream:
         self.drop = drop
         self.max_line_bytes = max_line_bytes
         self.max_event_bytes = max_event_bytes
+        self.resume_since = resume_since
+        self.label = label or url
         self._own_session = session is None
         self._session = session or requests.Session()
         self._last_event_id = last_event_id or None
@@ -432,6 +440,7 @@ class SseStream:
             "events": 0,
             "dropped": 0,
             "oversized": 0,
+            "log_changes": 0,
             "connections": 0,
             "reconnects": 0,
             "errors": {},
@@ -530,6 +539,20 @@ class SseStream:
             reason=reason,
         )
 
+    def _resume_by_time(self, refused: PositionNotInLog) -> None:
+        """Drops a position the server holds no more and goes on by event time from ``resume_since()``."""
+        since = self.resume_since() if self.resume_since is not None else None
+        logger.warning(
+            "%s: position %s is not in the log the firehose serves now (%s); resuming by event time %s",
+            self.label,
+            refused.position,
+            refused.reason,
+            f"since {since}" if since else "from the start of the log (nothing committed yet)",
+        )
+        self._last_event_id = None
+        self.params = {k: v for k, v in self.params.items() if k != "since"} | ({"since": since} if since else {})
+        self.stats["log_changes"] += 1
+
     def _delay(self, failures: int, minimum: float) -> float:
         if self._retry_ms is not None:
             minimum = max(minimum, self._retry_ms / 1000.0)
@@ -584,6 +607,11 @@ class SseStream:
                             yield event
                     self._last_event_id = parser.last_event_id or None  # also moved by blocks without data
                 kind, reason = "eof", "the server ended the stream"
+            except PositionNotInLog as exc:
+                if self.resume_since is None or exc.position is None:
+                    raise  # refused without a position: resuming by time would not help
+                self._resume_by_time(exc)
+                continue
             except SseError:
                 raise
             except _Retryable as exc:

@@ -53,53 +53,39 @@ class SseDemand:
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         from airlake.sources.recentchange import is_canary  # the SSE-level filter (over sources.events.is_canary)
-        from airlake.sources.sse import PositionNotInLog, SseStream
+        from airlake.sources.sse import SseStream
 
-        last_event_id, params = self.last_event_id, dict(self.stream_options.pop("params", None) or {})
-        newest: tuple[int, str] | None = None
-        while True:
-            self._stream = SseStream(
-                self.url,
-                last_event_id=last_event_id,
-                params=params,
-                user_agent=self.user_agent,
-                drop=is_canary,
-                **self.stream_options,
-            )
+        newest: tuple[int, str] | None = None  # (epoch ms, meta.dt) of the newest demand event seen
+        self._stream = SseStream(
+            self.url,
+            last_event_id=self.last_event_id,
+            user_agent=self.user_agent,
+            drop=is_canary,
+            resume_since=lambda: newest[1] if newest is not None else None,
+            label=f"demand {self.url}",
+            **self.stream_options,
+        )
+        if self._closed.is_set():
+            self._stream.close()
+            return
+        for message in self._stream:
             if self._closed.is_set():
-                self._stream.close()
                 return
             try:
-                for message in self._stream:
-                    if self._closed.is_set():
-                        return
-                    try:
-                        event = json.loads(message.data)
-                    except ValueError:
-                        self.malformed += 1
-                        continue
-                    if not isinstance(event, dict):
-                        continue
-                    meta = event.get("meta")
-                    dt = meta.get("dt") if isinstance(meta, dict) else None
-                    if isinstance(dt, str):
-                        with contextlib.suppress(ValueError):
-                            at = parse_event_time_ms(dt)
-                            if newest is None or at > newest[0]:
-                                newest = (at, dt)
-                    yield event
-                return
-            except PositionNotInLog as exc:
-                if exc.position is None:
-                    raise
-                since = str(newest[0]) if newest is not None else None
-                logger.warning(
-                    "demand %s: %s; resuming by event time since %s",
-                    self.url,
-                    exc,
-                    newest[1] if newest is not None else "the start of the log",
-                )
-                last_event_id, params = None, ({**params, "since": since} if since else params)
+                event = json.loads(message.data)
+            except ValueError:
+                self.malformed += 1
+                continue
+            if not isinstance(event, dict):
+                continue
+            meta = event.get("meta")
+            dt = meta.get("dt") if isinstance(meta, dict) else None
+            if isinstance(dt, str):
+                with contextlib.suppress(ValueError):
+                    at = parse_event_time_ms(dt)
+                    if newest is None or at > newest[0]:
+                        newest = (at, dt)
+            yield event
 
     def close(self) -> None:
         """Stops the stream (also from another thread)."""

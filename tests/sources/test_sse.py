@@ -527,3 +527,26 @@ def test_409_raises_position_not_in_log(serve: Callable[[Script], ScriptedServer
     assert isinstance(caught.value, SseError)
     assert (caught.value.position, caught.value.served_log) == (position, "bbbb")
     assert len(server.requests) == 1  # not retried
+
+
+def test_409_with_resume_since_goes_on_by_event_time(serve: Callable[[Script], ScriptedServer]) -> None:
+    conflict = json.dumps({"error": "offset 5 is a position in log aaaa; this server serves log bbbb", "log": "bbbb"})
+
+    def script(request: Request, conn: socket.socket, stopped: threading.Event) -> None:
+        if "last-event-id" in request.headers:
+            conn.sendall(
+                b"HTTP/1.1 409 Conflict\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                % (len(conflict), conflict.encode())
+            )
+            return
+        conn.sendall(SSE_HEAD + numbered(7, 9))
+        stopped.wait(5)
+
+    server = serve(script)
+    position = '[{"topic":"t","partition":0,"offset":5,"log":"aaaa"}]'
+    stream = fast_stream(server.url(), last_event_id=position, resume_since=lambda: "2026-12-03T10:00:00.000Z")
+    assert [e.data for e in take(stream, 2)] == ['{"n": 7}', '{"n": 8}']
+    stream.close()
+    assert stream.stats["log_changes"] == 1
+    assert "since=2026-12-03T10%3A00%3A00.000Z" in server.requests[1].path  # by event time, no position
+    assert "last-event-id" not in server.requests[1].headers
