@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import requests
 
+from airlake.catalog import trino
 from airlake.stack.layout import Layout
 
 Check = Callable[[Layout], tuple[bool, str]]
@@ -108,36 +109,12 @@ def check_ferretdb(layout: Layout) -> tuple[bool, str]:
 
 
 def trino_query(layout: Layout, sql: str, *, user: str = "airlake", timeout: float = 30.0) -> list[list]:
-    """Runs one statement through the ``trino`` client and returns its rows.
-
-    The query may run ``timeout`` seconds (Trino's ``query_max_run_time``, queueing included); each HTTP request
-    of the client waits at most :data:`TIMEOUT` seconds and is not retried.
+    """Runs one statement through :mod:`airlake.catalog.trino` and returns its rows.
 
     Raises:
-        RuntimeError: Trino could not be reached, answered with an error, or the query did not finish within
-            ``timeout``.
+        TrinoError: (a RuntimeError) Trino could not be reached, answered with an error, or ran out of time.
     """
-    import trino.dbapi
-    import trino.exceptions
-
-    conn = trino.dbapi.connect(
-        host=_host(layout),
-        port=int(layout.settings.require("stack.trino.port")),
-        user=user,
-        session_properties={"query_max_run_time": f"{timeout:g}s"},
-        max_attempts=1,
-        request_timeout=TIMEOUT,
-    )
-    try:
-        cursor = conn.cursor()
-        cursor.execute(sql)
-        return [list(row) for row in cursor.fetchall()]
-    except trino.exceptions.TrinoQueryError as exc:
-        raise RuntimeError(exc.message) from exc
-    except (trino.exceptions.Error, trino.exceptions.HttpError) as exc:
-        raise RuntimeError(str(exc) or type(exc).__name__) from exc
-    finally:
-        conn.close()
+    return trino.query(layout.settings, sql, user=user, timeout=timeout)
 
 
 def check_trino(layout: Layout) -> tuple[bool, str]:
