@@ -7,15 +7,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from airlake.settings import Settings, env_name
+from airlake.settings import Settings, env_name, is_secret
 
-SECRET_WORDS = ("password", "secret", "access_key")
 MASK = "****"
-
-
-def is_secret(path: str) -> bool:
-    """Whether a setting holds a secret (its value is never printed)."""
-    return any(word in path.rsplit(".", 1)[-1] for word in SECRET_WORDS)
 
 
 def rows(settings: Settings) -> list[dict[str, Any]]:

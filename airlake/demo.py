@@ -156,8 +156,8 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
     if local:
         settings = _stack_up(settings, args)
     logs = state / "logs"
-    host = settings.get("firehose.host")
-    rc_port, orders_port = int(settings.get("firehose.recentchange_port")), int(settings.get("firehose.orders_port"))
+    host = settings.firehose.host
+    rc_port, orders_port = settings.firehose.recentchange_port, settings.firehose.orders_port
     base = [sys.executable, "-m", "airlake", "--state-dir", str(state)]
     rc_url = f"http://{host}:{rc_port}/v2/stream/recentchange"
     orders_url = f"http://{host}:{orders_port}/v2/stream/orders"
@@ -224,11 +224,11 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
     print("\nRead the data with pyiceberg:\n\n" + READ_SNIPPET.format(profile=settings.profile))
     print(f"Or from the shell: airlake --profile {settings.profile} --state-dir {state} lake stats --json")
     if local:
-        host = settings.require("stack.host")
+        stack = settings.stack
         print(
-            f"\nTrino:    http://{host}:{settings.require('stack.trino.port')}  (catalog iceberg: raw.*, speed.*)"
-            f"\nSuperset: http://{host}:{settings.require('stack.superset.port')}"
-            f"  login {settings.require('stack.superset.admin_user')} / {settings.require('stack.superset.admin_password')}"
+            f"\nTrino:    http://{stack.host}:{stack.trino.port}  (catalog iceberg: raw.*, speed.*)"
+            f"\nSuperset: http://{stack.host}:{stack.superset.port}"
+            f"  login {stack.superset.admin_user} / {stack.superset.admin_password.get_secret_value()}"
             "\nThe stack keeps running: `airlake stack status`, `airlake stack down`."
         )
     return 0

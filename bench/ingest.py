@@ -46,7 +46,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from airlake.settings import DEFAULTS
+from airlake.settings.models import PipelineSettings
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO / "bench" / "results"
@@ -60,9 +60,9 @@ SCENARIOS = ("max", "rate")
 LAG_RATE = 1000.0
 COMMIT_INTERVAL = 2.0
 PLAIN_BATCH_EVENTS = 1000
-MAX_BATCH_EVENTS = int(DEFAULTS["pipeline"]["max_batch_events"])  # dlt's and plain-tuned's batches: airlake's size
-EXPIRE_EVERY = int(DEFAULTS["pipeline"]["expire_snapshots_every"])
-KEEP_SNAPSHOTS = int(DEFAULTS["pipeline"]["keep_snapshots"])
+MAX_BATCH_EVENTS = PipelineSettings().max_batch_events  # dlt's and plain-tuned's batches: airlake's size
+EXPIRE_EVERY = PipelineSettings().expire_snapshots_every
+KEEP_SNAPSHOTS = PipelineSettings().keep_snapshots
 TARGET_LEASE_SHARE = 0.05
 TIMELINE_PACE = 50_000.0
 """Events per second of the looped replay's timeline at full speed: faster than any contender reads, so no event is

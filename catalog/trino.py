@@ -43,8 +43,8 @@ def connect(
     import trino.dbapi
 
     return trino.dbapi.connect(
-        host=str(settings.require("stack.host")),
-        port=int(settings.require("stack.trino.port")),
+        host=settings.stack.host,
+        port=settings.stack.trino.port,
         user=user,
         catalog=catalog,
         schema=schema,

@@ -596,19 +596,19 @@ class SpeedPipeline:
 def source_specs(settings: Settings, names: Sequence[str], urls: Mapping[str, str | None]) -> list[SourceSpec]:
     specs = []
     for name in names:
-        base = f"sources.{name}"
+        source = getattr(settings.sources, name)
         specs.append(
             SourceSpec(
                 name=name,
-                url=urls.get(name) or settings.require(f"{base}.url"),
-                user_agent=settings.require(f"{base}.user_agent"),
-                read_timeout=float(settings.require(f"{base}.read_timeout")),
-                connect_timeout=float(settings.require(f"{base}.connect_timeout")),
-                backoff_initial=float(settings.require(f"{base}.backoff_initial")),
-                backoff_max=float(settings.require(f"{base}.backoff_max")),
-                max_line_bytes=int(settings.require(f"{base}.max_line_bytes")),
-                max_event_bytes=int(settings.require(f"{base}.max_event_bytes")),
-                queue_bytes=int(settings.require("pipeline.reader_queue_bytes")),
+                url=urls.get(name) or source.url,
+                user_agent=source.user_agent,
+                read_timeout=source.read_timeout,
+                connect_timeout=source.connect_timeout,
+                backoff_initial=source.backoff_initial,
+                backoff_max=source.backoff_max,
+                max_line_bytes=source.max_line_bytes,
+                max_event_bytes=source.max_event_bytes,
+                queue_bytes=settings.pipeline.reader_queue_bytes,
             )
         )
     return specs
@@ -645,25 +645,25 @@ def build(settings: Settings, args: argparse.Namespace) -> SpeedPipeline:
     unknown = sorted(set(names) - set(SOURCES))
     if unknown:
         raise SystemExit(f"airlake ingest: unknown source(s) {', '.join(unknown)} (known: {', '.join(SOURCES)})")
-    p = "pipeline."
+    p = settings.pipeline
     beam_args = [a for a in (args.beam_args or []) if a != "--"]
     return SpeedPipeline(
         load_catalog(settings),
         source_specs(settings, names, {RECENTCHANGE_SOURCE: args.recentchange_url, ORDERS_SOURCE: args.orders_url}),
         state_dir=settings.state_dir,
-        markets=settings.get("markets.wikis", {}),
-        default_market=settings.require("markets.default"),
+        markets=settings.markets.wikis,
+        default_market=settings.markets.default,
         beam_args=beam_args,
-        commit_interval=args.commit_interval or float(settings.require(p + "commit_interval")),
-        max_batch_events=int(settings.require(p + "max_batch_events")),
+        commit_interval=args.commit_interval or p.commit_interval,
+        max_batch_events=p.max_batch_events,
         stop_after_idle=args.stop_after_idle,
         max_seconds=args.max_seconds,
-        dedupe_cache_size=int(settings.require(p + "dedupe_cache_size")),
-        allowed_lateness_minutes=float(settings.require(p + "allowed_lateness_minutes")),
-        max_event_ahead_seconds=float(settings.require(p + "max_event_ahead_seconds")),
-        expire_every=int(settings.require(p + "expire_snapshots_every")),
-        keep_snapshots=int(settings.require(p + "keep_snapshots")),
-        lease_ttl=float(settings.require(p + "lease_ttl_seconds")),
+        dedupe_cache_size=p.dedupe_cache_size,
+        allowed_lateness_minutes=p.allowed_lateness_minutes,
+        max_event_ahead_seconds=p.max_event_ahead_seconds,
+        expire_every=p.expire_snapshots_every,
+        keep_snapshots=p.keep_snapshots,
+        lease_ttl=p.lease_ttl_seconds,
         wait_for_lease=bool(getattr(args, "wait", False)),
         metrics_file=args.metrics_file,
     )

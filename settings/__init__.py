@@ -8,7 +8,8 @@ Every setting has a key path such as ``sources.recentchange.url``. A value is ta
    (``AIRLAKE__SOURCES__RECENTCHANGE__URL``), the convention dlt uses for its config and secrets;
 3. a ``.env`` file in the working directory (same names, for secrets that must not be committed);
 4. the TOML settings file (``airlake.toml`` in the working directory, or the file named by ``AIRLAKE_CONFIG``);
-5. the defaults in :data:`DEFAULTS`.
+5. the defaults, written once in the typed models of :mod:`airlake.settings.models` (:data:`DEFAULTS` is their
+   dump).
 
 Values inside a profile's catalog properties may use ``{state_dir}``, replaced by the resolved state directory,
 and ``{key.path}`` placeholders of other settings (``{stack.postgres.port}``), so that the ``local`` and ``compose``
@@ -17,14 +18,41 @@ profiles follow the stack's ports and the credentials that ``airlake stack up`` 
 
 from __future__ import annotations
 
-import copy
+import contextvars
+import difflib
 import os
 import re
 import tomllib
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
+
+from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from airlake.settings.models import (
+    USER_AGENT,
+    WIKIMEDIA_URL,
+    AirlakeModel,
+    FirehoseSettings,
+    MarketsSettings,
+    PipelineSettings,
+    SourcesSettings,
+    StackSettings,
+)
+
+__all__ = [
+    "CATALOG_NAME",
+    "DEFAULTS",
+    "USER_AGENT",
+    "WIKIMEDIA_URL",
+    "AirlakeSettings",
+    "ConfigError",
+    "Settings",
+    "env_name",
+    "load_settings",
+]
 
 ENV_PREFIX = "AIRLAKE__"
 CONFIG_FILE_ENV = "AIRLAKE_CONFIG"
@@ -34,137 +62,8 @@ DOTENV_FILE = ".env"
 CATALOG_NAME = "airlake"
 """The pyiceberg catalog name; Trino's ``iceberg.jdbc-catalog.catalog-name`` must equal it."""
 
-WIKIMEDIA_URL = "https://stream.wikimedia.org/v2/stream/recentchange"
-USER_AGENT = "airlake/0.1 (Here Comes The Airplane data platform; data-platform@herecomestheairplane.example)"
-
-
-def _source_defaults(url: str) -> dict[str, Any]:
-    """The defaults of one firehose source (``sources.<name>``): where it is and how to read it."""
-    return {
-        "url": url,
-        "user_agent": USER_AGENT,
-        "read_timeout": 60.0,
-        "connect_timeout": 10.0,
-        "backoff_initial": 0.5,
-        "backoff_max": 30.0,
-        "max_line_bytes": 1 << 20,  # a longer SSE line makes its event a dead letter
-        "max_event_bytes": 4 << 20,  # and so does a larger event
-    }
-
-
-DEFAULTS: dict[str, Any] = {
-    "profile": "embedded",
-    "state_dir": ".airlake",
-    "sources": {
-        "recentchange": _source_defaults(WIKIMEDIA_URL),
-        "orders": _source_defaults("http://127.0.0.1:8091/v2/stream/orders"),
-    },
-    "firehose": {
-        "host": "127.0.0.1",
-        "recentchange_port": 8090,
-        "orders_port": 8091,
-        "source": "",  # empty: the recordings in ../shared/data/wikimedia/
-        "orders_per_edit": 0.5,
-        "seed": 42,
-    },
-    "markets": {
-        "default": "springfield",
-        "wikis": {
-            "enwiki": "new-york",
-            "wikidatawiki": "london",
-            "commonswiki": "london",
-            "dewiki": "berlin",
-            "frwiki": "paris",
-            "eswiki": "madrid",
-            "itwiki": "rome",
-            "jawiki": "tokyo",
-            "ptwiki": "sao-paulo",
-        },
-    },
-    "pipeline": {
-        "commit_interval": 2.0,
-        "max_batch_events": 20_000,
-        "dedupe_cache_size": 2_000_000,
-        "allowed_lateness_minutes": 60,
-        "max_event_ahead_seconds": 300.0,
-        "expire_snapshots_every": 50,
-        "keep_snapshots": 20,
-        "lease_ttl_seconds": 30.0,
-        "reader_queue_bytes": 64 << 20,
-    },
-    "stack": {
-        # Downloads and builds, shared by checkouts; runtime state lives in {state_dir}/stack.
-        "cache_dir": "~/.cache/airlake",
-        "host": "127.0.0.1",
-        "up_timeout": 300.0,
-        "postgres": {
-            "port": 15432,
-            "user": "airlake",
-            "password": "",  # secret: generated into .env by `airlake stack up`
-            "catalog_db": "iceberg_catalog",
-            "superset_user": "superset",
-            "superset_password": "",  # secret
-            "superset_db": "superset",
-        },
-        "s3": {
-            "region": "us-east-1",
-            "bucket": "airlake",
-            "access_key": "",  # secret
-            "secret_key": "",  # secret
-        },
-        "seaweedfs": {
-            "version": "4.48",
-            "s3_port": 8333,
-            "master_port": 19333,
-            "volume_port": 19340,
-            "filer_port": 18888,
-            "admin_port": 23646,
-        },
-        "ferretdb": {"version": "1.24.0", "port": 27017},
-        "trino": {"version": "476", "port": 8080, "heap": "2G", "java_home": ""},
-        "superset": {
-            "version": "6.1.0",
-            "port": 8088,
-            "workers": 2,
-            "admin_user": "admin",
-            "admin_password": "",  # secret
-            "secret_key": "",  # secret
-        },
-    },
-    "profiles": {
-        "embedded": {
-            "catalog": {
-                "type": "sql",
-                "uri": "sqlite:///{state_dir}/catalog.db",
-                "warehouse": "file://{state_dir}/warehouse",
-            },
-        },
-        "local": {
-            "catalog": {
-                "type": "sql",
-                "uri": "postgresql+psycopg2://{stack.postgres.user}:{stack.postgres.password}"
-                "@{stack.host}:{stack.postgres.port}/{stack.postgres.catalog_db}",
-                "warehouse": "s3://{stack.s3.bucket}/warehouse",
-                "s3.endpoint": "http://{stack.host}:{stack.seaweedfs.s3_port}",
-                "s3.region": "{stack.s3.region}",
-                "s3.access-key-id": "{stack.s3.access_key}",
-                "s3.secret-access-key": "{stack.s3.secret_key}",
-            },
-        },
-        "compose": {
-            "catalog": {
-                "type": "sql",
-                "uri": "postgresql+psycopg2://{stack.postgres.user}:{stack.postgres.password}"
-                "@postgres:5432/{stack.postgres.catalog_db}",
-                "warehouse": "s3://{stack.s3.bucket}/warehouse",
-                "s3.endpoint": "http://seaweedfs:8333",
-                "s3.region": "{stack.s3.region}",
-                "s3.access-key-id": "{stack.s3.access_key}",
-                "s3.secret-access-key": "{stack.s3.secret_key}",
-            },
-        },
-    },
-}
+FREE_FORM = ("markets.wikis.", "profiles.")
+"""Sections whose keys are the user's own (a wiki per market, a profile's catalog properties): any key is valid."""
 
 _PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*(?:\.[a-z0-9_]+)*)\}")
 
@@ -173,48 +72,60 @@ class ConfigError(ValueError):
     """A setting is missing or has a value airlake cannot use."""
 
 
+def plain(value: Any) -> Any:
+    """``value`` with models turned into dicts and secrets into their strings (what code and placeholders use)."""
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, BaseModel):
+        return {name: plain(getattr(value, name)) for name in type(value).model_fields}
+    if isinstance(value, Mapping):
+        return {key: plain(item) for key, item in value.items()}
+    return value
+
+
+DEFAULTS: dict[str, Any] = plain(AirlakeModel())
+"""Every default, as a nested dict (a dump of :mod:`airlake.settings.models`, where they are written)."""
+
+
 def env_name(path: str) -> str:
     """The environment variable of a setting: ``stack.s3.access_key`` is ``AIRLAKE__STACK__S3__ACCESS_KEY``."""
     return ENV_PREFIX + path.replace(".", "__").upper()
 
 
-FREE_FORM = ("markets.wikis.", "profiles.")
-"""Sections whose keys are the user's own (a wiki per market, a profile's catalog properties): any key is valid."""
-
-
-def _paths(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+def _paths(tree: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
     """Every section and setting of ``tree`` by dotted path, with its value."""
-    found: dict[str, Any] = {}
     for key, value in tree.items():
         path = prefix + key
-        found[path] = value
+        yield path, value
         if isinstance(value, Mapping):
-            found.update(_paths(value, path + "."))
-    return found
+            yield from _paths(value, path + ".")
 
 
-_KNOWN = _paths(DEFAULTS)
-
-
-def _nearest(path: str, env: bool = False) -> str:
-    """`` (did you mean X?)`` with the known setting nearest to ``path``, or nothing when none is near."""
-    import difflib
-
-    candidates = [p for p in _KNOWN if not isinstance(_KNOWN[p], Mapping)]
-    match = difflib.get_close_matches(path, candidates, n=1, cutoff=0.6)
-    if not match:
-        return ""
-    return f" (did you mean {env_name(match[0]) if env else match[0]}?)"
+_KNOWN = dict(_paths(DEFAULTS))
+_SECRETS = {path for path, value in _paths(AirlakeModel().model_dump()) if isinstance(value, SecretStr)}
 
 
 def _free(path: str) -> bool:
     return any(path.startswith(prefix) for prefix in FREE_FORM)
 
 
-def _type_error(path: str, value: Any, like: Any) -> str | None:
-    """Why ``value`` can't stand where the default is ``like`` (None when it can)."""
-    if like is None or isinstance(like, Mapping) != isinstance(value, Mapping):
-        return None if like is None else f"{'a section' if isinstance(like, Mapping) else 'a value'} is expected"
+def _nearest(path: str, env: bool = False) -> str:
+    """`` (did you mean X?)`` with the known setting nearest to ``path``, or nothing when none is near."""
+    candidates = [p for p, v in _KNOWN.items() if not isinstance(v, Mapping)]
+    match = difflib.get_close_matches(path, candidates, n=1, cutoff=0.6)
+    if not match:
+        return ""
+    return f" (did you mean {env_name(match[0]) if env else match[0]}?)"
+
+
+def _type_error(value: Any, like: Any) -> str | None:
+    """Why a TOML ``value`` can't stand where the default is ``like`` (None when it can).
+
+    TOML has types, so a file is held to them (``"5"`` where a number belongs is a mistake); environment values are
+    strings and are converted by the models.
+    """
+    if isinstance(like, Mapping) != isinstance(value, Mapping):
+        return f"{'a section' if isinstance(like, Mapping) else 'a value'} is expected"
     if isinstance(like, bool):
         return None if isinstance(value, bool) else "a boolean is expected"
     if isinstance(like, int):
@@ -232,77 +143,115 @@ def check_file_settings(tree: Mapping[str, Any], source: str) -> None:
     Raises:
         ConfigError: the first problem found.
     """
-    for path, value in _paths(tree).items():
+    for path, value in _paths(tree):
         if _free(path):
             continue
         if path not in _KNOWN:
             raise ConfigError(f"unknown setting {path} in {source}{_nearest(path)}")
-        problem = _type_error(path, value, _KNOWN[path])
+        problem = _type_error(value, _KNOWN[path])
         if problem:
             raise ConfigError(f"setting {path} in {source} is {value!r}: {problem}")
 
 
-def check_variable(name: str, path: str) -> None:
-    """Rejects an ``AIRLAKE__`` variable that names no setting, naming the nearest valid variable."""
-    if _free(path):
-        return
-    if path not in _KNOWN or isinstance(_KNOWN[path], Mapping):
-        raise ConfigError(f"unknown variable {name}: there is no setting {path}{_nearest(path, env=True)}")
+def _variables_tree(variables: Mapping[str, str]) -> dict[str, Any]:
+    """``AIRLAKE__A__B=v`` variables as the nested ``{"a": {"b": "v"}}`` a settings source returns.
+
+    Raises:
+        ConfigError: a variable names no setting (with the nearest valid variable), or addresses inside a value.
+    """
+    tree: dict[str, Any] = {}
+    for name, raw in variables.items():
+        parts = name[len(ENV_PREFIX) :].lower().split("__")
+        path = ".".join(parts)
+        if not _free(path) and (path not in _KNOWN or isinstance(_KNOWN[path], Mapping)):
+            raise ConfigError(f"unknown variable {name}: there is no setting {path}{_nearest(path, env=True)}")
+        node = tree
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{name} addresses inside {part!r}, which is not a section")
+        node[parts[-1]] = raw
+    return tree
 
 
-def _read_dotenv(path: Path) -> dict[str, str]:
-    values: dict[str, str] = {}
-    if not path.is_file():
-        return values
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#") or "=" not in line:
+def _overrides_tree(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for path, value in overrides.items():
+        if value is None:
             continue
-        key, _, value = line.partition("=")
-        key = key.strip().removeprefix("export ").strip()
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key] = value
-    return values
+        if not _free(path) and path not in _KNOWN:
+            raise ConfigError(f"the code overrides {path}, which is not a setting{_nearest(path)}")
+        parts = path.split(".")
+        node = tree
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return tree
 
 
-def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
-            _merge(base[key], value)
-        else:
-            base[key] = copy.deepcopy(value)
-    return base
+class _Layer(PydanticBaseSettingsSource):
+    """One resolved source (arguments, environment, ``.env``, the TOML file) as a settings source."""
+
+    def __init__(self, settings_cls: type[BaseSettings], tree: dict[str, Any]):
+        super().__init__(settings_cls)
+        self.tree = tree
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self.tree.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return self.tree
 
 
-def _coerce(raw: str, like: Any, path: str) -> Any:
-    """Turns an environment string into the type of the default it replaces."""
-    if isinstance(like, bool):
-        if raw.lower() in ("1", "true", "yes", "on"):
-            return True
-        if raw.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ConfigError(f"{env_name(path)}={raw!r} is not a boolean")
-    try:
-        if isinstance(like, int):
-            return int(raw)
-        if isinstance(like, float):
-            return float(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{env_name(path)}={raw!r} is not a {type(like).__name__}") from exc
-    return raw
+_LAYERS: contextvars.ContextVar[tuple[dict[str, Any], ...]] = contextvars.ContextVar("airlake_settings_layers")
 
 
-@dataclass
+class AirlakeSettings(AirlakeModel, BaseSettings):
+    """The root settings model: :class:`~airlake.settings.models.AirlakeModel`'s sections, filled from the sources
+    of :func:`load_settings` in its order of precedence."""
+
+    # Variables are read by load_settings (AIRLAKE__ + the path joined by "__", as pydantic-settings' nested
+    # delimiter would), not by pydantic-settings' own environment source, so that an unknown one is an error that
+    # names the nearest valid variable, and so that callers (tests) can pass the environment they mean.
+    model_config = SettingsConfigDict(extra="forbid", validate_assignment=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # First wins: arguments, the environment, .env, the TOML file (defaults are the models' own).
+        return tuple(_Layer(settings_cls, tree) for tree in _LAYERS.get(()))
+
+
 class Settings:
-    """Resolved settings: a nested mapping plus the helpers that interpret it."""
+    """Resolved settings: the typed sections as attributes (``settings.pipeline.commit_interval``), where each
+    value came from, and the helpers that interpret them."""
 
-    data: dict[str, Any]
-    sources_of_values: dict[str, str] = field(default_factory=dict)
+    def __init__(self, model: AirlakeSettings, sources_of_values: dict[str, str] | None = None):
+        self.model = model
+        self.sources_of_values = sources_of_values or {}
+        self.data: dict[str, Any] = plain(model)
+        """Every setting as a nested dict, secrets in clear (for code that walks them; never print it)."""
+
+    sources: SourcesSettings
+    firehose: FirehoseSettings
+    markets: MarketsSettings
+    pipeline: PipelineSettings
+    stack: StackSettings
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name in ("model", "data", "sources_of_values"):
+            raise AttributeError(name)
+        return getattr(self.model, name)
 
     def get(self, path: str, default: Any = None) -> Any:
-        """The value at ``path``; ``default`` when the setting is unset.
+        """The value at a dotted ``path`` (for paths built at run time, such as ``sources.<name>.url``); secrets
+        come as plain strings. ``default`` when a free-form key is absent.
 
         Raises:
             ConfigError: ``path`` names no setting (a typo in the code), with the nearest one.
@@ -317,6 +266,7 @@ class Settings:
         return node
 
     def require(self, path: str) -> Any:
+        """The value at ``path``, which must be set (not empty)."""
         value = self.get(path)
         if value is None or value == "":
             raise ConfigError(f"setting {path} is not set (set it in airlake.toml or as {env_name(path)})")
@@ -331,11 +281,11 @@ class Settings:
         return Path(str(self.require("state_dir"))).expanduser().resolve()
 
     def catalog_properties(self, profile: str | None = None) -> dict[str, str]:
-        """The pyiceberg catalog properties of a profile, with ``{state_dir}`` filled in."""
+        """The pyiceberg catalog properties of a profile, with its placeholders filled in."""
         name = profile or self.profile
-        props = self.get(f"profiles.{name}.catalog")
-        if not isinstance(props, Mapping):
-            known = ", ".join(sorted(self.get("profiles", {}))) or "none"
+        chosen = self.model.profiles.get(name)
+        if chosen is None:
+            known = ", ".join(sorted(self.model.profiles)) or "none"
             raise ConfigError(f"unknown profile {name!r} (known profiles: {known})")
         state = str(self.state_dir)
 
@@ -343,7 +293,7 @@ class Settings:
             key = match.group(1)
             if key == "state_dir":
                 return state
-            value = self.get(key)
+            value = self.get(key) if key in _KNOWN else None
             if value is None or isinstance(value, Mapping):
                 raise ConfigError(f"profile {name!r} refers to {{{key}}}, which is not a setting")
             if value == "":
@@ -352,7 +302,32 @@ class Settings:
                 )
             return str(value)
 
-        return {k: _PLACEHOLDER.sub(fill, str(v)) for k, v in props.items()}
+        return {k: _PLACEHOLDER.sub(fill, str(v)) for k, v in chosen.catalog.items()}
+
+
+def is_secret(path: str) -> bool:
+    """Whether the setting at ``path`` holds a secret (typed :class:`~pydantic.SecretStr` in the models)."""
+    return path in _SECRETS
+
+
+_KINDS = {"float": "a float", "int": "an integer", "bool": "a boolean", "string": "a string"}
+
+
+def _validation_error(exc: ValidationError, layers: list[tuple[str, dict[str, Any]]]) -> ConfigError:
+    """The first problem of ``exc``, said with the setting's name and the source its value came from."""
+    error = exc.errors()[0]
+    path = ".".join(str(part) for part in error["loc"])
+    for origin, tree in layers:
+        node: Any = tree
+        for part in path.split("."):
+            node = node.get(part) if isinstance(node, Mapping) else None
+        if node is None:
+            continue
+        if origin in ("env", ".env"):
+            kind = next((k for prefix, k in _KINDS.items() if error["type"].startswith(prefix)), "a valid value")
+            return ConfigError(f"{env_name(path)}={node!r} is not {kind} ({origin}: {error['msg']})")
+        return ConfigError(f"setting {path} from {origin} is {node!r}: {error['msg']}")
+    return ConfigError(f"setting {path}: {error['msg']}")
 
 
 def load_settings(
@@ -374,56 +349,47 @@ def load_settings(
         The resolved :class:`Settings`.
 
     Raises:
-        ConfigError: a named config file is missing or invalid, or a value has the wrong type.
+        ConfigError: a named config file is missing or invalid, a key or variable names no setting, or a value has
+            the wrong type.
     """
+    from dotenv import dotenv_values
+
     env = dict(os.environ if environ is None else environ)
     base = Path(cwd) if cwd is not None else Path.cwd()
-    data = copy.deepcopy(DEFAULTS)
-    origin: dict[str, str] = {}
 
     named = config_file or env.get(CONFIG_FILE_ENV)
     path = Path(named) if named else base / DEFAULT_CONFIG_FILE
     if named and not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
+    toml: dict[str, Any] = {}
     if path.is_file():
         try:
-            tree = tomllib.loads(path.read_text(encoding="utf-8"))
+            toml = tomllib.loads(path.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
-        check_file_settings(tree, str(path))
-        _merge(data, tree)
-        origin.update({key: path.name for key, value in _paths(tree).items() if not isinstance(value, Mapping)})
+        check_file_settings(toml, str(path))
 
-    dotenv = _read_dotenv(base / DOTENV_FILE)
-    layered = {**dotenv, **{k: v for k, v in env.items() if k.startswith(ENV_PREFIX)}}
-    for name, raw in layered.items():
-        if not name.startswith(ENV_PREFIX):
-            continue
-        parts = name[len(ENV_PREFIX) :].lower().split("__")
-        dotted = ".".join(parts)
-        check_variable(name, dotted)
-        settings_probe = Settings(data)
-        value = _coerce(raw, settings_probe.get(dotted), dotted)
-        node = data
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"{name} addresses inside {part!r}, which is not a section")
-        node[parts[-1]] = value
-        origin[dotted] = "env" if name in env else ".env"
+    dotenv_path = base / DOTENV_FILE
+    dotenv = dotenv_values(dotenv_path) if dotenv_path.is_file() else {}
+    layers = [
+        ("argument", _overrides_tree(overrides or {})),
+        ("env", _variables_tree({k: v for k, v in env.items() if k.startswith(ENV_PREFIX)})),
+        (".env", _variables_tree({k: v for k, v in dotenv.items() if k.startswith(ENV_PREFIX) and v is not None})),
+        (path.name, toml),
+    ]
+    token = _LAYERS.set(tuple(tree for _, tree in layers))
+    try:
+        model = AirlakeSettings()
+    except ValidationError as exc:
+        raise _validation_error(exc, layers) from None
+    finally:
+        _LAYERS.reset(token)
 
-    for dotted, value in (overrides or {}).items():
-        if value is None:
-            continue
-        parts = dotted.split(".")
-        node = data
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = value
-        origin[dotted] = "argument"
+    origin: dict[str, str] = {}
+    for name, tree in reversed(layers):
+        origin.update({p: name for p, v in _paths(tree) if not isinstance(v, Mapping)})
 
-    settings = Settings(data, origin)
-    state = Path(str(settings.require("state_dir"))).expanduser()
+    state = Path(model.state_dir).expanduser()
     if not state.is_absolute():
-        data["state_dir"] = str((base / state).resolve())
-    return settings
+        model.state_dir = str((base / state).resolve())
+    return Settings(model, origin)

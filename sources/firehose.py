@@ -591,9 +591,9 @@ def main(args: argparse.Namespace, settings: Any) -> int:
     Returns:
         The exit status.
     """
-    host = args.host or str(settings.require("firehose.host"))
-    port = args.port if args.port is not None else int(settings.require("firehose.recentchange_port"))
-    sources = args.source or settings.get("firehose.source") or None
+    host = args.host or settings.firehose.host
+    port = args.port if args.port is not None else settings.firehose.recentchange_port
+    sources = args.source or settings.firehose.source or None
     try:
         pacing = pacing_from_args(args, DEFAULT_RATE)
         log = build_log(

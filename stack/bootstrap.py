@@ -175,14 +175,14 @@ def setup_postgres(layout: Layout) -> None:
     s = layout.settings
     pairs = [
         (
-            s.require("stack.postgres.user"),
+            s.stack.postgres.user,
             s.require("stack.postgres.password"),
-            s.require("stack.postgres.catalog_db"),
+            s.stack.postgres.catalog_db,
         ),
         (
-            s.require("stack.postgres.superset_user"),
+            s.stack.postgres.superset_user,
             s.require("stack.postgres.superset_password"),
-            s.require("stack.postgres.superset_db"),
+            s.stack.postgres.superset_db,
         ),
     ]
     for role, password, db in pairs:
@@ -222,7 +222,7 @@ def ensure_bucket(layout: Layout) -> None:
     """Creates the lake bucket unless it exists (SeaweedFS's ``-bucket`` does it too; other S3 servers may not)."""
     from pyarrow import fs
 
-    bucket = str(layout.settings.require("stack.s3.bucket"))
+    bucket = layout.settings.stack.s3.bucket
     s3 = s3_filesystem(layout, allow_bucket_creation=True)
     if s3.get_file_info(bucket).type != fs.FileType.Directory:
         s3.create_dir(bucket)
@@ -268,7 +268,7 @@ def superset_fingerprint(layout: Layout) -> str:
     s = layout.settings
     parts = [
         layout.version("superset"),
-        str(s.require("stack.superset.admin_user")),
+        s.stack.superset.admin_user,
         str(s.require("stack.superset.admin_password")),
         superset_trino_uri(layout),
         superset_environment(layout)["SUPERSET_DATABASE_URI"],
@@ -294,7 +294,7 @@ def setup_superset(layout: Layout) -> bool:
     env = {
         **os.environ,
         **superset_environment(layout),
-        "AIRLAKE_SUPERSET_ADMIN": str(s.require("stack.superset.admin_user")),
+        "AIRLAKE_SUPERSET_ADMIN": s.stack.superset.admin_user,
         "AIRLAKE_SUPERSET_ADMIN_PASSWORD": str(s.require("stack.superset.admin_password")),
         "AIRLAKE_SUPERSET_TRINO_URI": superset_trino_uri(layout),
     }

@@ -23,7 +23,7 @@ def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
 
 
 def _host(layout: Layout) -> str:
-    return str(layout.settings.require("stack.host"))
+    return layout.settings.stack.host
 
 
 def check_postgres(layout: Layout) -> tuple[bool, str]:
@@ -36,10 +36,10 @@ def check_postgres(layout: Layout) -> tuple[bool, str]:
     try:
         conn = psycopg2.connect(
             host=_host(layout),
-            port=int(s.require("stack.postgres.port")),
-            user=s.require("stack.postgres.user"),
+            port=s.stack.postgres.port,
+            user=s.stack.postgres.user,
             password=s.require("stack.postgres.password"),
-            dbname=s.require("stack.postgres.catalog_db"),
+            dbname=s.stack.postgres.catalog_db,
             connect_timeout=int(TIMEOUT),
         )
     except Exception as exc:  # noqa: BLE001 - any failure is "unhealthy"
@@ -63,8 +63,8 @@ def s3_filesystem(layout: Layout, *, allow_bucket_creation: bool = False):
     return fs.S3FileSystem(
         access_key=s.require("stack.s3.access_key"),
         secret_key=s.require("stack.s3.secret_key"),
-        endpoint_override=f"http://{_host(layout)}:{int(s.require('stack.seaweedfs.s3_port'))}",
-        region=s.require("stack.s3.region"),
+        endpoint_override=f"http://{_host(layout)}:{s.stack.seaweedfs.s3_port}",
+        region=s.stack.s3.region,
         scheme="http",
         force_virtual_addressing=False,
         allow_bucket_creation=allow_bucket_creation,
@@ -77,10 +77,10 @@ def check_s3(layout: Layout) -> tuple[bool, str]:
     """The S3 endpoint answers a signed request and the lake bucket exists."""
     from pyarrow import fs
 
-    port = int(layout.settings.require("stack.seaweedfs.s3_port"))
+    port = layout.settings.stack.seaweedfs.s3_port
     if not port_open(_host(layout), port):
         return False, f"nothing listens on {_host(layout)}:{port}"
-    bucket = str(layout.settings.require("stack.s3.bucket"))
+    bucket = layout.settings.stack.s3.bucket
     try:
         info = s3_filesystem(layout).get_file_info(bucket)
     except Exception as exc:  # noqa: BLE001
@@ -94,7 +94,7 @@ def check_ferretdb(layout: Layout) -> tuple[bool, str]:
     """A MongoDB ``ping`` through pymongo."""
     import pymongo
 
-    port = int(layout.settings.require("stack.ferretdb.port"))
+    port = layout.settings.stack.ferretdb.port
     client = pymongo.MongoClient(
         f"mongodb://{_host(layout)}:{port}/", serverSelectionTimeoutMS=int(TIMEOUT * 1000), connectTimeoutMS=2000
     )
@@ -119,7 +119,7 @@ def trino_query(layout: Layout, sql: str, *, user: str = "airlake", timeout: flo
 
 def check_trino(layout: Layout) -> tuple[bool, str]:
     """``/v1/info`` says the server has started, and ``SELECT 1`` answers."""
-    base = f"http://{_host(layout)}:{int(layout.settings.require('stack.trino.port'))}"
+    base = f"http://{_host(layout)}:{layout.settings.stack.trino.port}"
     try:
         info = requests.get(f"{base}/v1/info", timeout=TIMEOUT).json()
     except (requests.RequestException, ValueError) as exc:
@@ -137,7 +137,7 @@ def check_trino(layout: Layout) -> tuple[bool, str]:
 
 def check_superset(layout: Layout) -> tuple[bool, str]:
     """``/health`` answers OK."""
-    url = f"http://{_host(layout)}:{int(layout.settings.require('stack.superset.port'))}/health"
+    url = f"http://{_host(layout)}:{layout.settings.stack.superset.port}/health"
     try:
         resp = requests.get(url, timeout=TIMEOUT)
     except requests.RequestException as exc:

@@ -49,11 +49,11 @@ class Layout:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Layout:
-        cache = Path(os.path.expanduser(str(settings.require("stack.cache_dir")))).resolve()
+        cache = Path(os.path.expanduser(settings.stack.cache_dir)).resolve()
         return cls(cache=cache, state=settings.state_dir / "stack", settings=settings)
 
     def version(self, component: str) -> str:
-        return str(self.settings.require(f"stack.{component}.version"))
+        return str(getattr(self.settings.stack, component).version)
 
     # -- cache -------------------------------------------------------------------------------------
     @property
@@ -153,7 +153,7 @@ def find_java_home(settings: Settings, minimum: int = 24, root: Path = Path("/us
     Raises:
         ConfigError: no JDK new enough was found; the message names what to install.
     """
-    configured = str(settings.get("stack.trino.java_home") or "")
+    configured = settings.stack.trino.java_home
     if configured:
         home = Path(configured)
         version = java_version(home)

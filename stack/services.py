@@ -47,12 +47,12 @@ def run_as_user() -> str | None:
 
 
 def host(layout: Layout) -> str:
-    return str(layout.settings.require("stack.host"))
+    return layout.settings.stack.host
 
 
 def port(layout: Layout, service: str) -> int:
-    key = {"seaweedfs": "stack.seaweedfs.s3_port"}.get(service, f"stack.{service}.port")
-    return int(layout.settings.require(key))
+    stack = layout.settings.stack
+    return stack.seaweedfs.s3_port if service == "seaweedfs" else int(getattr(stack, service).port)
 
 
 def postgres_socket_dir(layout: Layout) -> Path:
@@ -67,14 +67,12 @@ def trino_environment(layout: Layout) -> dict[str, str]:
     s = layout.settings
     h = host(layout)
     return {
-        "TRINO_ICEBERG_JDBC_URL": (
-            f"jdbc:postgresql://{h}:{port(layout, 'postgres')}/{s.require('stack.postgres.catalog_db')}"
-        ),
-        "TRINO_ICEBERG_JDBC_USER": str(s.require("stack.postgres.user")),
+        "TRINO_ICEBERG_JDBC_URL": (f"jdbc:postgresql://{h}:{port(layout, 'postgres')}/{s.stack.postgres.catalog_db}"),
+        "TRINO_ICEBERG_JDBC_USER": s.stack.postgres.user,
         "TRINO_ICEBERG_JDBC_PASSWORD": str(s.require("stack.postgres.password")),
-        "TRINO_ICEBERG_WAREHOUSE": f"s3://{s.require('stack.s3.bucket')}/warehouse",
+        "TRINO_ICEBERG_WAREHOUSE": f"s3://{s.stack.s3.bucket}/warehouse",
         "TRINO_S3_ENDPOINT": f"http://{h}:{port(layout, 'seaweedfs')}",
-        "TRINO_S3_REGION": str(s.require("stack.s3.region")),
+        "TRINO_S3_REGION": s.stack.s3.region,
         "TRINO_S3_ACCESS_KEY": str(s.require("stack.s3.access_key")),
         "TRINO_S3_SECRET_KEY": str(s.require("stack.s3.secret_key")),
         "TRINO_MONGODB_URL": f"mongodb://{h}:{port(layout, 'ferretdb')}/",
@@ -84,9 +82,9 @@ def trino_environment(layout: Layout) -> dict[str, str]:
 def superset_environment(layout: Layout) -> dict[str, str]:
     s = layout.settings
     uri = (
-        f"postgresql+psycopg2://{s.require('stack.postgres.superset_user')}:"
+        f"postgresql+psycopg2://{s.stack.postgres.superset_user}:"
         f"{s.require('stack.postgres.superset_password')}@{host(layout)}:{port(layout, 'postgres')}/"
-        f"{s.require('stack.postgres.superset_db')}"
+        f"{s.stack.postgres.superset_db}"
     )
     return {
         "SUPERSET_CONFIG_PATH": str(SUPERSET_CONFIG),
@@ -146,16 +144,16 @@ def programs(layout: Layout) -> list[Program]:
                 "-master.telemetry=false",
                 f"-s3.config={sw / 's3.json'}",
                 f"-s3.port={port(layout, 'seaweedfs')}",
-                f"-master.port={int(s.require('stack.seaweedfs.master_port'))}",
-                f"-volume.port={int(s.require('stack.seaweedfs.volume_port'))}",
-                f"-filer.port={int(s.require('stack.seaweedfs.filer_port'))}",
-                f"-admin.port={int(s.require('stack.seaweedfs.admin_port'))}",
+                f"-master.port={s.stack.seaweedfs.master_port}",
+                f"-volume.port={s.stack.seaweedfs.volume_port}",
+                f"-filer.port={s.stack.seaweedfs.filer_port}",
+                f"-admin.port={s.stack.seaweedfs.admin_port}",
                 f"-filer.localSocket={sw / 'filer.sock'}",
                 "-admin.ui=false",
                 "-webdav=false",
                 "-s3.port.iceberg=0",
                 "-s3.port.lance=0",
-                f"-bucket={s.require('stack.s3.bucket')}",
+                f"-bucket={s.stack.s3.bucket}",
             ],
             port=port(layout, "seaweedfs"),
             directory=sw,
@@ -194,7 +192,7 @@ def programs(layout: Layout) -> list[Program]:
             command=[
                 str(layout.superset_venv / "bin" / "gunicorn"),
                 "--workers",
-                str(int(s.require("stack.superset.workers"))),
+                str(s.stack.superset.workers),
                 "--worker-class",
                 "gthread",
                 "--threads",
@@ -234,7 +232,7 @@ def render_trino_etc(layout: Layout) -> list[str]:
         "@HOST@": host(layout),
         "@CATALOG_DIR@": str(trino_catalog_dir(layout)),
         "@DATA_DIR@": str(trino / "data"),
-        "@HEAP@": str(layout.settings.require("stack.trino.heap")),
+        "@HEAP@": layout.settings.stack.trino.heap,
     }
     for template in sorted(TRINO_ETC_TEMPLATES.glob("*.in")):
         text = template.read_text(encoding="utf-8")

@@ -69,7 +69,7 @@ def collect(layout: Layout) -> list[dict[str, Any]]:
             healthy, detail = False, str(exc)
         return {
             "service": name,
-            "host": str(layout.settings.require("stack.host")),
+            "host": layout.settings.stack.host,
             "port": port(layout, name),
             "state": proc.get("statename", "NOT STARTED" if info else "SUPERVISORD DOWN"),
             "pid": proc.get("pid") or None,

@@ -116,7 +116,7 @@ PORT_SETTINGS = {
 def check_ports_free(layout: Layout) -> None:
     """Before starting a service that is not running, its ports must be free: name the setting when one is not."""
     info = supervisor.process_info(layout)
-    host = str(layout.settings.require("stack.host"))
+    host = layout.settings.stack.host
     for service, keys in PORT_SETTINGS.items():
         if info.get(service, {}).get("statename") in ("RUNNING", "STARTING", "BACKOFF"):
             continue
@@ -214,7 +214,7 @@ def bring_up(layout: Layout, timeout: float, out: Callable[[str], None] = print)
 def main(args: argparse.Namespace, settings: Settings) -> int:
     settings = with_credentials(settings, getattr(args, "config", None))
     layout = Layout.from_settings(settings)
-    timeout = float(args.timeout if getattr(args, "timeout", None) else settings.require("stack.up_timeout"))
+    timeout = float(args.timeout if getattr(args, "timeout", None) else settings.stack.up_timeout)
     print(f"Starting the airlake stack in {layout.state} (timeout {timeout:.0f} s)", flush=True)
     try:
         took = bring_up(layout, timeout, out=lambda line: print(line, flush=True))
@@ -222,17 +222,17 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
         print(f"airlake stack up: {exc}", file=sys.stderr)
         return 1
     s = settings
-    host = s.require("stack.host")
+    host = s.stack.host
     print(f"All services healthy in {took:.1f} s:", flush=True)
     print(
-        f"  PostgreSQL  {host}:{port(layout, 'postgres')}  (databases {s.require('stack.postgres.catalog_db')}, "
-        f"{s.require('stack.postgres.superset_db')})"
+        f"  PostgreSQL  {host}:{port(layout, 'postgres')}  (databases {s.stack.postgres.catalog_db}, "
+        f"{s.stack.postgres.superset_db})"
     )
-    print(f"  S3          http://{host}:{port(layout, 'seaweedfs')}  (bucket {s.require('stack.s3.bucket')})")
+    print(f"  S3          http://{host}:{port(layout, 'seaweedfs')}  (bucket {s.stack.s3.bucket})")
     print(f"  MongoDB     mongodb://{host}:{port(layout, 'ferretdb')}/  (FerretDB)")
     print(f"  Trino       http://{host}:{port(layout, 'trino')}")
     print(
-        f"  Superset    http://{host}:{port(layout, 'superset')}  (user {s.require('stack.superset.admin_user')}, "
+        f"  Superset    http://{host}:{port(layout, 'superset')}  (user {s.stack.superset.admin_user}, "
         f"password in .env as AIRLAKE__STACK__SUPERSET__ADMIN_PASSWORD)"
     )
     return 0

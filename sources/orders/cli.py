@@ -18,10 +18,6 @@ from airlake.sources.sse_server import pacing_from_args as sse_pacing_from_args
 STREAM_PATH = "/v2/stream/orders"
 
 # Settings keys read by this module.
-KEY_ORDERS_PORT = "firehose.orders_port"
-KEY_HOST = "firehose.host"
-KEY_DEMAND_URL = "sources.recentchange.url"
-KEY_USER_AGENT = "sources.recentchange.user_agent"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -89,19 +85,20 @@ def main(args: argparse.Namespace, settings: Any) -> int:
         log = OrderLog.from_file(args.demand_file, generator, retention=args.retention)
         demand_name = str(args.demand_file)
     else:
-        demand_name = args.demand_url or str(settings.require(KEY_DEMAND_URL))
+        demand = settings.sources.recentchange
+        demand_name = args.demand_url or demand.url
         log = OrderLog.from_url(
             demand_name,
             generator,
-            user_agent=str(settings.require(KEY_USER_AGENT)),
+            user_agent=demand.user_agent,
             retention=args.retention,
-            connect_timeout=float(settings.require("sources.recentchange.connect_timeout")),
-            read_timeout=float(settings.require("sources.recentchange.read_timeout")),
-            backoff_initial=float(settings.require("sources.recentchange.backoff_initial")),
-            backoff_max=float(settings.require("sources.recentchange.backoff_max")),
+            connect_timeout=demand.connect_timeout,
+            read_timeout=demand.read_timeout,
+            backoff_initial=demand.backoff_initial,
+            backoff_max=demand.backoff_max,
         )
-    host = args.host or str(settings.require(KEY_HOST))
-    port = args.port if args.port is not None else int(settings.require(KEY_ORDERS_PORT))
+    host = args.host or settings.firehose.host
+    port = args.port if args.port is not None else settings.firehose.orders_port
     try:
         server = SseServer(host, port)
     except OSError as exc:

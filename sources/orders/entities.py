@@ -13,13 +13,12 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-DEFAULT_MARKET = "springfield"
+from airlake.settings import Settings
+from airlake.settings.models import MarketsSettings
+
+DEFAULT_MARKET: str = MarketsSettings.model_fields["default"].default
 MENU_FILE = "menu.yaml"
 """The menu (cuisines, dishes, course weights) and the market profiles: a data file shipped in this package."""
-
-# Settings keys read by this module.
-KEY_MARKETS_DEFAULT = "markets.default"
-KEY_MARKETS_WIKIS = "markets.wikis"
 
 
 @dataclass(frozen=True)
@@ -71,10 +70,8 @@ def market_for_wiki(wiki: str, settings_or_mapping: Any) -> str:
 
 def market_mapping(settings_or_mapping: Any) -> tuple[Mapping[str, str], str]:
     """The ``{wiki: market}`` mapping and the default market of anything :func:`market_for_wiki` takes."""
-    if hasattr(settings_or_mapping, "get") and not isinstance(settings_or_mapping, Mapping):
-        wikis = settings_or_mapping.get(KEY_MARKETS_WIKIS) or {}
-        default = settings_or_mapping.get(KEY_MARKETS_DEFAULT) or DEFAULT_MARKET
-        return wikis, str(default)
+    if isinstance(settings_or_mapping, Settings):
+        return settings_or_mapping.markets.wikis, settings_or_mapping.markets.default
     if not isinstance(settings_or_mapping, Mapping):
         raise TypeError(f"expected Settings or a mapping, got {type(settings_or_mapping).__name__}")
     section: Mapping[str, Any] = settings_or_mapping

@@ -37,8 +37,6 @@ SCHEMA_VERSION = 1
 EVENT_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://herecomestheairplane.example/airlake/orders")
 
 # Settings keys read by this module.
-KEY_ORDERS_PER_EDIT = "firehose.orders_per_edit"
-KEY_SEED = "firehose.seed"
 
 EVENT_TYPES = ORDER_EVENT_TYPES
 """The order event types (:data:`sources.events.ORDER_EVENT_TYPES`), under the name this package always had."""
@@ -417,8 +415,8 @@ class OrderGenerator:
 def generator_from_settings(settings: Any, **overrides: Any) -> OrderGenerator:
     """An :class:`OrderGenerator` configured from settings (seed, orders per edit, markets) and overrides."""
     kwargs: dict[str, Any] = {
-        "seed": int(settings.require(KEY_SEED)),
-        "orders_per_edit": float(settings.require(KEY_ORDERS_PER_EDIT)),
+        "seed": settings.firehose.seed,
+        "orders_per_edit": settings.firehose.orders_per_edit,
         "markets": settings,
     }
     kwargs.update({k: v for k, v in overrides.items() if v is not None})

@@ -115,3 +115,36 @@ def test_code_that_asks_for_a_setting_that_does_not_exist_fails_loudly(tmp_path:
     with pytest.raises(ConfigError, match=r"firehose\.hots, which is not a setting \(did you mean firehose\.host\?\)"):
         s.get("firehose.hots")
     assert s.get("markets.wikis.nosuchwiki", "fallback") == "fallback"  # free-form sections may lack a key
+
+
+def test_sections_are_typed_attributes_and_secrets_stay_hidden(tmp_path: Path):
+    env = {"AIRLAKE__PIPELINE__MAX_BATCH_EVENTS": "7", "AIRLAKE__STACK__POSTGRES__PASSWORD": "hunter2"}
+    s = load_settings(environ=env, cwd=tmp_path)
+    assert s.pipeline.max_batch_events == 7 and isinstance(s.pipeline.max_batch_events, int)
+    assert s.pipeline.commit_interval == 2.0 and isinstance(s.pipeline.commit_interval, float)
+    assert s.sources.recentchange.url == WIKIMEDIA_URL
+    assert s.stack.postgres.password.get_secret_value() == "hunter2"
+    assert "hunter2" not in repr(s.stack) and "hunter2" not in str(s.stack.postgres)
+    assert s.get("stack.postgres.password") == "hunter2"  # a dotted path gives the clear value (placeholders use it)
+    with pytest.raises(AttributeError):
+        s.pipeline.commit_intervall  # noqa: B018 - a typo in code fails, it is not None
+
+
+def test_every_default_is_written_once_in_the_models(tmp_path: Path):
+    from airlake.settings import DEFAULTS
+    from airlake.settings.models import AirlakeModel
+
+    s = load_settings(environ={}, cwd=tmp_path / "empty")
+    assert {**s.data, "state_dir": DEFAULTS["state_dir"]} == DEFAULTS
+    assert DEFAULTS["pipeline"]["commit_interval"] == AirlakeModel().pipeline.commit_interval
+    assert set(s.sources_of_values.values()) <= {"default"} and not s.sources_of_values
+
+
+def test_a_value_of_the_wrong_type_anywhere_names_the_setting_and_its_source(tmp_path: Path):
+    (tmp_path / ".env").write_text("AIRLAKE__FIREHOSE__ORDERS_PORT=eighty\n")
+    with pytest.raises(ConfigError, match=r"AIRLAKE__FIREHOSE__ORDERS_PORT='eighty' is not an integer \(\.env"):
+        load_settings(environ={}, cwd=tmp_path)
+    with pytest.raises(ConfigError, match=r"setting pipeline\.keep_snapshots from argument is 'many'"):
+        load_settings({"pipeline.keep_snapshots": "many"}, environ={}, cwd=tmp_path / "x")
+    with pytest.raises(ConfigError, match=r"the code overrides pipeline\.keep_snapshot, which is not a setting"):
+        load_settings({"pipeline.keep_snapshot": 3}, environ={}, cwd=tmp_path / "x")

@@ -73,12 +73,13 @@ def test_two_ingests_started_at_once_write_every_event_once(tmp_path: Path, atte
 def test_a_paused_writer_is_taken_over_and_its_next_commit_is_refused(tmp_path: Path):
     state = tmp_path / "state"
     fh = Firehose(state, "serve", "--rate", "150", "--source", str(RECORDING_2018), log=tmp_path / "firehose.log")
-    paused = ingest(state, tmp_path / "paused.log", fh.url, "--commit-interval", "2")
+    # A TTL long enough that the successor, even started slowly on a loaded machine, finds the lease still held.
+    paused = ingest(state, tmp_path / "paused.log", fh.url, "--commit-interval", "2", ttl="12")
     successor: Process | None = None
     try:
         wait_for_rows(state, paused)
         os.kill(paused.proc.pid, signal.SIGSTOP)  # a long GC pause, a frozen VM
-        successor = ingest(state, tmp_path / "successor.log", fh.url, "--wait", "--stop-after-idle", "5")
+        successor = ingest(state, tmp_path / "successor.log", fh.url, "--wait", "--stop-after-idle", "5", ttl="12")
         before = committed_rows(state)
         for _ in range(3):
             try:

@@ -1,0 +1,210 @@
+"""The typed settings of airlake: one pydantic model per section, and the one place where every default lives.
+
+``airlake.toml``, ``.env`` and ``AIRLAKE__*`` variables only override what is written here; the section and key
+names are the names users write (``[pipeline] commit_interval`` is ``AIRLAKE__PIPELINE__COMMIT_INTERVAL``).
+Code reads them as attributes (``settings.pipeline.commit_interval``). Secrets are :class:`pydantic.SecretStr`:
+they print as ``**********`` and are read with ``.get_secret_value()``.
+
+Imports nothing of airlake's (this is the bottom layer).
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+WIKIMEDIA_URL = "https://stream.wikimedia.org/v2/stream/recentchange"
+USER_AGENT = "airlake/0.1 (Here Comes The Airplane data platform; data-platform@herecomestheairplane.example)"
+ORDERS_URL = "http://127.0.0.1:8091/v2/stream/orders"
+
+
+class Section(BaseModel):
+    """A settings section: unknown keys are errors, values are validated on assignment too."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SourceSettings(Section):
+    """One firehose source (``sources.<name>``): where it is and how to read it."""
+
+    url: str
+    user_agent: str = USER_AGENT
+    read_timeout: float = 60.0
+    connect_timeout: float = 10.0
+    backoff_initial: float = 0.5
+    backoff_max: float = 30.0
+    max_line_bytes: int = 1 << 20
+    """A longer SSE line makes its event a dead letter."""
+    max_event_bytes: int = 4 << 20
+    """And so does a larger event."""
+
+
+class SourcesSettings(Section):
+    recentchange: SourceSettings = SourceSettings(url=WIKIMEDIA_URL)
+    orders: SourceSettings = SourceSettings(url=ORDERS_URL)
+
+
+class FirehoseSettings(Section):
+    """The local firehoses: the replay of recorded recentchange events and the generated orders."""
+
+    host: str = "127.0.0.1"
+    recentchange_port: int = 8090
+    orders_port: int = 8091
+    source: str = ""
+    """A recording to replay; empty: the recordings in ../shared/data/wikimedia/."""
+    orders_per_edit: float = 0.5
+    seed: int = 42
+
+
+class MarketsSettings(Section):
+    default: str = "springfield"
+    """The market of a wiki not in :attr:`wikis`."""
+    wikis: dict[str, str] = Field(
+        default_factory=lambda: {
+            "enwiki": "new-york",
+            "wikidatawiki": "london",
+            "commonswiki": "london",
+            "dewiki": "berlin",
+            "frwiki": "paris",
+            "eswiki": "madrid",
+            "itwiki": "rome",
+            "jawiki": "tokyo",
+            "ptwiki": "sao-paulo",
+        }
+    )
+    """Wiki -> market: whose editing activity stands for which market's demand (the user's own keys)."""
+
+
+class PipelineSettings(Section):
+    """The speed pipeline."""
+
+    commit_interval: float = 2.0
+    max_batch_events: int = 20_000
+    dedupe_cache_size: int = 2_000_000
+    allowed_lateness_minutes: float = 60
+    max_event_ahead_seconds: float = 300.0
+    expire_snapshots_every: int = 50
+    keep_snapshots: int = 20
+    lease_ttl_seconds: float = 30.0
+    reader_queue_bytes: int = 64 << 20
+
+
+class PostgresSettings(Section):
+    port: int = 15432
+    user: str = "airlake"
+    password: SecretStr = SecretStr("")
+    """Generated into .env by ``airlake stack up``."""
+    catalog_db: str = "iceberg_catalog"
+    superset_user: str = "superset"
+    superset_password: SecretStr = SecretStr("")
+    superset_db: str = "superset"
+
+
+class S3Settings(Section):
+    region: str = "us-east-1"
+    bucket: str = "airlake"
+    access_key: SecretStr = SecretStr("")
+    secret_key: SecretStr = SecretStr("")
+
+
+class SeaweedfsSettings(Section):
+    version: str = "4.48"
+    s3_port: int = 8333
+    master_port: int = 19333
+    volume_port: int = 19340
+    filer_port: int = 18888
+    admin_port: int = 23646
+
+
+class FerretdbSettings(Section):
+    version: str = "1.24.0"
+    port: int = 27017
+
+
+class TrinoSettings(Section):
+    version: str = "476"
+    port: int = 8080
+    heap: str = "2G"
+    java_home: str = ""
+
+
+class SupersetSettings(Section):
+    version: str = "6.1.0"
+    port: int = 8088
+    workers: int = 2
+    admin_user: str = "admin"
+    admin_password: SecretStr = SecretStr("")
+    secret_key: SecretStr = SecretStr("")
+
+
+class StackSettings(Section):
+    """The native stack. Downloads and builds are shared by checkouts in ``cache_dir``; runtime state lives in
+    ``{state_dir}/stack``."""
+
+    cache_dir: str = "~/.cache/airlake"
+    host: str = "127.0.0.1"
+    up_timeout: float = 300.0
+    postgres: PostgresSettings = PostgresSettings()
+    s3: S3Settings = S3Settings()
+    seaweedfs: SeaweedfsSettings = SeaweedfsSettings()
+    ferretdb: FerretdbSettings = FerretdbSettings()
+    trino: TrinoSettings = TrinoSettings()
+    superset: SupersetSettings = SupersetSettings()
+
+
+class ProfileSettings(Section):
+    """A profile: the pyiceberg catalog properties it uses (the user's own keys). Values may hold ``{state_dir}``
+    and ``{key.path}`` placeholders of other settings."""
+
+    catalog: dict[str, str]
+
+
+_STACK_CATALOG = {
+    "type": "sql",
+    "warehouse": "s3://{stack.s3.bucket}/warehouse",
+    "s3.region": "{stack.s3.region}",
+    "s3.access-key-id": "{stack.s3.access_key}",
+    "s3.secret-access-key": "{stack.s3.secret_key}",
+}
+
+
+def _default_profiles() -> dict[str, ProfileSettings]:
+    return {
+        "embedded": ProfileSettings(
+            catalog={
+                "type": "sql",
+                "uri": "sqlite:///{state_dir}/catalog.db",
+                "warehouse": "file://{state_dir}/warehouse",
+            }
+        ),
+        "local": ProfileSettings(
+            catalog={
+                **_STACK_CATALOG,
+                "uri": "postgresql+psycopg2://{stack.postgres.user}:{stack.postgres.password}"
+                "@{stack.host}:{stack.postgres.port}/{stack.postgres.catalog_db}",
+                "s3.endpoint": "http://{stack.host}:{stack.seaweedfs.s3_port}",
+            }
+        ),
+        "compose": ProfileSettings(
+            catalog={
+                **_STACK_CATALOG,
+                "uri": "postgresql+psycopg2://{stack.postgres.user}:{stack.postgres.password}"
+                "@postgres:5432/{stack.postgres.catalog_db}",
+                "s3.endpoint": "http://seaweedfs:8333",
+            }
+        ),
+    }
+
+
+class AirlakeModel(Section):
+    """Every setting of airlake, by section."""
+
+    profile: str = "embedded"
+    """embedded: SQLite catalog + file:// warehouse, no servers; local: the native stack; compose: docker compose."""
+    state_dir: str = ".airlake"
+    """Runtime state (catalog, warehouse, spool, logs), relative to the working directory."""
+    sources: SourcesSettings = SourcesSettings()
+    firehose: FirehoseSettings = FirehoseSettings()
+    markets: MarketsSettings = MarketsSettings()
+    pipeline: PipelineSettings = PipelineSettings()
+    stack: StackSettings = StackSettings()
+    profiles: dict[str, ProfileSettings] = Field(default_factory=_default_profiles)
