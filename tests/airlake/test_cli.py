@@ -62,3 +62,26 @@ def test_airlakes_own_warnings_still_show_in_its_format(tmp_path):
     assert "apitools" not in proc.stderr
     assert re.search(r"^\S+ \S+ WARNING lake\.tables: own warning$", proc.stderr, re.MULTILINE), proc.stderr
     assert re.search(r"WARNING apache_beam: beam warning$", proc.stderr, re.MULTILINE), proc.stderr
+
+
+def test_output_into_a_pipe_that_closes_early_ends_quietly(tmp_path):
+    """``airlake config show | head -1``: the reader leaves after one line; no traceback, the shell's status 141."""
+    import fcntl
+    import os
+
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, 1031, 4096)  # F_SETPIPE_SZ: a pipe smaller than the output, so the writer must wait
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "airlake", "config", "show", "--json"],
+        cwd=tmp_path,
+        env=clean_env(),
+        stdout=write_end,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    os.close(write_end)
+    with os.fdopen(read_end) as reader:
+        assert reader.readline().startswith("[")
+    _, err = proc.communicate(timeout=120)
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+    assert proc.returncode == 141
