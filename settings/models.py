@@ -158,13 +158,21 @@ class ProfileSettings(Section):
     catalog: dict[str, str]
 
 
-_STACK_CATALOG = {
-    "type": "sql",
-    "warehouse": "s3://{stack.s3.bucket}/warehouse",
-    "s3.region": "{stack.s3.region}",
-    "s3.access-key-id": "{stack.s3.access_key}",
-    "s3.secret-access-key": "{stack.s3.secret_key}",
-}
+def _stack_catalog(postgres: str, s3_endpoint: str) -> ProfileSettings:
+    """The catalog of a profile on the stack: PostgreSQL at ``postgres`` (host:port), the S3 store at
+    ``s3_endpoint``, the credentials that ``airlake stack up`` generates."""
+    return ProfileSettings(
+        catalog={
+            "type": "sql",
+            "uri": "postgresql+psycopg2://{stack.postgres.user}:{stack.postgres.password}"
+            f"@{postgres}/{{stack.postgres.catalog_db}}",
+            "warehouse": "s3://{stack.s3.bucket}/warehouse",
+            "s3.endpoint": s3_endpoint,
+            "s3.region": "{stack.s3.region}",
+            "s3.access-key-id": "{stack.s3.access_key}",
+            "s3.secret-access-key": "{stack.s3.secret_key}",
+        }
+    )
 
 
 def _default_profiles() -> dict[str, ProfileSettings]:
@@ -176,22 +184,8 @@ def _default_profiles() -> dict[str, ProfileSettings]:
                 "warehouse": "file://{state_dir}/warehouse",
             }
         ),
-        "local": ProfileSettings(
-            catalog={
-                **_STACK_CATALOG,
-                "uri": "postgresql+psycopg2://{stack.postgres.user}:{stack.postgres.password}"
-                "@{stack.host}:{stack.postgres.port}/{stack.postgres.catalog_db}",
-                "s3.endpoint": "http://{stack.host}:{stack.seaweedfs.s3_port}",
-            }
-        ),
-        "compose": ProfileSettings(
-            catalog={
-                **_STACK_CATALOG,
-                "uri": "postgresql+psycopg2://{stack.postgres.user}:{stack.postgres.password}"
-                "@postgres:5432/{stack.postgres.catalog_db}",
-                "s3.endpoint": "http://seaweedfs:8333",
-            }
-        ),
+        "local": _stack_catalog("{stack.host}:{stack.postgres.port}", "http://{stack.host}:{stack.seaweedfs.s3_port}"),
+        "compose": _stack_catalog("postgres:5432", "http://seaweedfs:8333"),
     }
 
 
