@@ -79,6 +79,12 @@ DEFAULTS: dict[str, Any] = {
             "itwiki": "rome",
             "jawiki": "tokyo",
             "ptwiki": "sao-paulo",
+            "viwiki": "hanoi",
+            "ruwiki": "moscow",
+            "zhwiki": "taipei",
+            "plwiki": "warsaw",
+            "kowiki": "seoul",
+            "cawiki": "barcelona",
         },
     },
     "pipeline": {
