@@ -248,6 +248,8 @@ class RecordedLog:
                 digests.append(self._read(path, parsed))
             track_digests.append(digests)
             self._track_sizes.append(len(self.lines) - size)
+            if interleave and self._track_sizes[-1] == 0:
+                raise SourceError(f"the recordings of a track hold no events: {', '.join(map(str, track))}")
         if not self.lines:
             raise SourceError(f"the recordings hold no events: {', '.join(map(str, self.files))}")
         self.started_at = time.time() if start_time is None else start_time

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from airlake.sources import wikiticker
-from airlake.sources.firehose import STREAM_PATH, RecordedLog, build_log, event_time
+from airlake.sources.firehose import STREAM_PATH, RecordedLog, SourceError, build_log, event_time
 from airlake.sources.normalize import InvalidEvent, parse_json_object, recentchange_row
 from airlake.sources.sse import SseStream
 from airlake.sources.sse_server import SseServer
@@ -251,3 +251,10 @@ def test_cli_refuses_interleave_without_loop(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 2
     assert "only loop mode builds: add --loop" in result.stdout + result.stderr
+
+
+def test_an_empty_track_is_a_clear_error(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n\n")
+    with pytest.raises(SourceError, match="of a track hold no events: .*empty.jsonl"):
+        build_log([RECORDING_2018, empty], loop=True, interleave=True)
