@@ -22,6 +22,8 @@ from airlake.sources.sse import SseStream
 from airlake.sources.sse_server import SseServer
 from tests.conftest import NEW_ITEMS_2018, RECORDING_2018, SHARED_DATA
 
+pytestmark = pytest.mark.integration  # the replay tests serve over real sockets and start the CLI
+
 WIKITICKER = SHARED_DATA / "wikiticker-2015-09-12-sampled.json.gz"
 ROWS = [json.loads(line) for line in gzip.decompress(WIKITICKER.read_bytes()).decode().splitlines() if line.strip()]
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
