@@ -6,6 +6,11 @@ live row counts as Trino sees them. On ``embedded`` it needs no servers. Either 
 replay firehose (looping, with times rebased to now) and the order firehose that follows its demand, runs the
 speed pipeline for a bounded time, and prints the table statistics, how to read the data with pyiceberg and, on
 ``local``, the Superset URL and login.
+
+The replay firehose serves two tracks side by side on one timeline (``firehose serve --interleave``): the 2018
+recordings (``firehose.source``, else every ``.jsonl`` in ``shared/data/wikimedia/``: all ``wikidatawiki``, so
+``london``) and the wikiticker day of edits across 51 Wikipedias, so the orders follow demand in every market of
+``markets.wikis`` (see ``docs/streaming.md``).
 """
 
 from __future__ import annotations
@@ -90,6 +95,18 @@ def timeline(newest: datetime | None, now: datetime, seconds: float, rate: float
     return start, rate / speedup
 
 
+def replay_sources(settings: Settings) -> list[str]:
+    """The tracks the demo's replay firehose interleaves: the recordings, then the wikiticker day.
+
+    The recordings are ``firehose.source`` when set, else every ``.jsonl`` recording of ``shared/data/wikimedia/``.
+    """
+    from airlake.sources.firehose import DEFAULT_SOURCE_DIR
+    from airlake.sources.wikiticker import WIKITICKER_FILE
+
+    recordings = settings.firehose.source or str(DEFAULT_SOURCE_DIR)
+    return [recordings, str(WIKITICKER_FILE)]
+
+
 def _start(command: list[str], log: Path) -> subprocess.Popen:
     log.parent.mkdir(parents=True, exist_ok=True)
     handle = log.open("wb")
@@ -170,6 +187,7 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
 
         start, pace = timeline(newest_event_time(load_catalog(settings)), datetime.now(UTC), args.seconds, args.rate)
         replay = ["--loop", "--rate", str(args.rate), "--pace", f"{pace:.3f}", "--start-time", start.isoformat()]
+        replay += ["--interleave", *(arg for source in replay_sources(settings) for arg in ("--source", source))]
         rc = _start([*base, "firehose", "serve", "--port", str(rc_port), *replay], logs / "firehose-recentchange.log")
         procs.append(rc)
         wait_healthy(f"http://{host}:{rc_port}/healthz", rc, logs / "firehose-recentchange.log")
@@ -180,8 +198,9 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
         procs.append(orders)
         wait_healthy(f"http://{host}:{orders_port}/healthz", orders, logs / "firehose-orders.log")
         print(
-            f"  recentchange firehose: {rc_url} ({args.rate:.0f} events/s, looping the recordings; event times from"
-            f" {start:%H:%M:%S} UTC at {args.rate / pace:.1f}x real time)"
+            f"  recentchange firehose: {rc_url} ({args.rate:.0f} events/s, looping the 2018 recordings and the"
+            f" wikiticker day of 51 Wikipedias side by side; event times from {start:%H:%M:%S} UTC at"
+            f" {args.rate / pace:.1f}x real time)"
         )
         print(f"  order firehose:        {orders_url} (rate follows the demand)")
         print(f"  ingesting for {args.seconds:.0f} s into the {settings.profile} lake; progress every 5 s\n")

@@ -69,6 +69,12 @@ class MarketsSettings(Section):
             "itwiki": "rome",
             "jawiki": "tokyo",
             "ptwiki": "sao-paulo",
+            "viwiki": "hanoi",
+            "ruwiki": "moscow",
+            "zhwiki": "taipei",
+            "plwiki": "warsaw",
+            "kowiki": "seoul",
+            "cawiki": "barcelona",
         }
     )
     """Wiki -> market: whose editing activity stands for which market's demand (the user's own keys)."""

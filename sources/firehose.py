@@ -16,7 +16,13 @@ from one log is never resumed in another.
 Both schema variants in the recordings are served as they are: legacy 2018 events (``meta.schema_uri``,
 ``dt`` like ``2018-03-07T16:16:17+00:00``) and current ones (``$schema``, ``dt`` like
 ``2026-09-08T00:24:20.990Z``). The event time is ``meta.dt``. The log order is the file order; nothing is
-sorted.
+sorted. A wikiticker file (Apache Druid's day of edits across 51 Wikipedias, gzip or not) is served as the
+recentchange events :mod:`sources.wikiticker` derives from it, each marked as derived (``meta.derived_from``,
+``airlake_derived``).
+
+With ``interleave`` (``--interleave``, loop mode only) each source is a track, and the tracks are spread over the
+same timeline and merged by time instead of following each other: ``make demo`` serves the 2018 recordings and the
+wikiticker day side by side this way, so the demand (and the orders that follow it) covers every mapped market.
 
 In process (tests, benchmarks)::
 
@@ -28,6 +34,7 @@ In process (tests, benchmarks)::
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
 import json
 import logging
@@ -40,6 +47,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from airlake.sources import wikiticker
 from airlake.sources.events import uuid5 as events_uuid5
 from airlake.sources.sse_server import (
     Faults,
@@ -70,8 +78,23 @@ _ID, _OFFSET, _DT, _TS = '"@@airlake:id@@"', '"@@airlake:offset@@"', '"@@airlake
 _PLACEHOLDERS = {_ID: "id", _OFFSET: "offset", _DT: "dt", _TS: "ts"}
 
 
+GZIP_MAGIC = b"\x1f\x8b"
+"""A recording starting with these bytes is gzip-compressed (the wikiticker day is)."""
+
+
 class SourceError(ValueError):
     """The recordings to replay are missing or unreadable."""
+
+
+def _is_wikiticker(text: str) -> bool:
+    """Whether a recording is a wikiticker file: its first non-blank line is a wikiticker row."""
+    for line in text.splitlines():
+        if line.strip():
+            try:
+                return wikiticker.is_wikiticker_row(json.loads(line))
+            except ValueError:
+                return False
+    return False
 
 
 def resolve_sources(sources: Sequence[str | Path] | str | Path | None) -> list[Path]:
@@ -164,8 +187,14 @@ class RecordedLog:
     scaled so that the mean rate of the timeline is that rate, and each pass starts after the previous one ends.
     Served at that same rate, the event times then follow the wall clock instead of running ahead of it.
 
-    The log identity :attr:`log_id` is a hash of what determines the content: the topic, the recordings' bytes,
-    and in loop mode the start time and the pace.
+    With ``interleave`` (loop mode only), each of ``sources`` is a track (a directory: its recordings one after
+    the other); each track's recorded gaps are stretched so that one pass of the track fills the same period (all
+    events of all tracks at ``events_per_second``), and the tracks are merged by time. A pass then holds every
+    event of every track once, so the mix of wikis is the mix of the recordings' event counts.
+
+    The log identity :attr:`log_id` is a hash of what determines the content: the topic, the recordings' bytes
+    (for a wikiticker file: its content and the conversion version; interleaved: per track), and in loop mode the
+    start time and the pace.
 
     Args:
         sources: JSONL files (see :func:`resolve_sources`).
@@ -173,6 +202,11 @@ class RecordedLog:
         start_time: epoch seconds where loop mode starts its timeline (default: now).
         topic: the topic named in the SSE ids.
         events_per_second: in loop mode, the mean event rate of the timeline (default: the recorded pace).
+        interleave: in loop mode, serve the sources side by side on one timeline (see above).
+
+    Raises:
+        SourceError: a recording is missing or unreadable, or none holds an event.
+        ValueError: ``events_per_second`` is not positive, or ``interleave`` without ``loop``.
     """
 
     def __init__(
@@ -183,76 +217,92 @@ class RecordedLog:
         start_time: float | None = None,
         topic: str = TOPIC,
         events_per_second: float | None = None,
+        interleave: bool = False,
     ) -> None:
         if events_per_second is not None and not events_per_second > 0:
             raise ValueError("events_per_second must be positive")
+        if interleave and not loop:
+            raise ValueError(
+                "interleaving puts the recordings on one replayed timeline, which only loop mode builds: add --loop"
+            )
         self.topic = topic
         self.loop = loop
+        self.interleave = interleave
         self.events_per_second = events_per_second if loop else None
-        self.files = resolve_sources(sources)
-        digests: list[str] = []
+        if interleave:
+            given = [sources] if sources is None or isinstance(sources, str | Path) else list(sources)
+            tracks = [resolve_sources(source) for source in given or [None]]
+        else:
+            tracks = [resolve_sources(sources)]
+        self.files = [path for track in tracks for path in track]
         self.lines: list[str] = []
         self.times: list[float | None] = []
+        self.derived = 0
         parsed: list[dict[str, Any] | None] = []
-        for path in self.files:
-            try:
-                content = path.read_bytes()
-                text = content.decode("utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                raise SourceError(f"cannot read recording {path}: {exc}") from exc
-            digests.append(hashlib.sha256(content).hexdigest())
-            for line in text.splitlines():
-                if not line.strip():
-                    continue
-                try:
-                    event = json.loads(line)
-                except ValueError:
-                    event = None
-                if not isinstance(event, dict):
-                    event = None
-                self.lines.append(line)
-                parsed.append(event)
-                self.times.append(event_time(event) if event else None)
+        track_digests: list[list[str]] = []
+        self._track_sizes: list[int] = []
+        for track in tracks:
+            digests: list[str] = []
+            size = len(self.lines)
+            for path in track:
+                digests.append(self._read(path, parsed))
+            track_digests.append(digests)
+            self._track_sizes.append(len(self.lines) - size)
+            if interleave and self._track_sizes[-1] == 0:
+                raise SourceError(f"the recordings of a track hold no events: {', '.join(map(str, track))}")
         if not self.lines:
             raise SourceError(f"the recordings hold no events: {', '.join(map(str, self.files))}")
         self.started_at = time.time() if start_time is None else start_time
         timeline = {"start_time": repr(float(self.started_at)), "pace": self.events_per_second} if loop else {}
-        self.log_id = log_identity("recorded", topic, digests, loop, timeline)
+        if interleave:
+            self.log_id = log_identity("recorded", topic, track_digests, loop, timeline, "interleaved")
+        else:
+            self.log_id = log_identity("recorded", topic, track_digests[0], loop, timeline)
         if loop:
             self._prepare_loop(parsed)
+
+    def _read(self, path: Path, parsed: list[dict[str, Any] | None]) -> str:
+        """Appends the events of one recording (JSONL, or a wikiticker file converted); returns its digest."""
+        try:
+            content = path.read_bytes()
+            if content[:2] == GZIP_MAGIC:
+                content = gzip.decompress(content)
+            text = content.decode("utf-8")
+        except (OSError, EOFError, gzip.BadGzipFile, UnicodeDecodeError) as exc:
+            raise SourceError(f"cannot read recording {path}: {exc}") from exc
+        digest = hashlib.sha256(content).hexdigest()
+        if _is_wikiticker(text):
+            for converted in wikiticker.convert_text(text, digest=digest, source=path.name):
+                self.lines.append(converted.text)
+                parsed.append(converted.event)
+                self.times.append(event_time(converted.event) if converted.event else None)
+                self.derived += converted.event is not None
+            return f"{wikiticker.CONVERSION}:{digest}"
+        for line in text.splitlines():
+            if not line.strip():
+                continue
+            try:
+                event = json.loads(line)
+            except ValueError:
+                event = None
+            if not isinstance(event, dict):
+                event = None
+            self.lines.append(line)
+            parsed.append(event)
+            self.times.append(event_time(event) if event else None)
+        return digest
 
     def __len__(self) -> int:
         return len(self.lines)
 
     def _prepare_loop(self, parsed: list[dict[str, Any] | None]) -> None:
-        gaps = [
-            b - a
-            for a, b in zip(self.times, self.times[1:], strict=False)
-            if a is not None and b is not None and abs(b - a) <= MAX_LOOP_GAP
-        ]
-        mean_gap = sum(gaps) / len(gaps) if gaps else 0.1
-        relative: list[float] = []
-        previous: float | None = None
-        current = 0.0
-        for i, t in enumerate(self.times):
-            if i:
-                gap = t - previous if t is not None and previous is not None else mean_gap
-                current += gap if abs(gap) <= MAX_LOOP_GAP else mean_gap
-            relative.append(current)
-            previous = t if t is not None else previous
-        n, span = len(relative), max(relative) - min(relative)
-        if self.events_per_second:
-            # n events per period: (n - 1) gaps inside a pass and one gap between passes, all scaled alike.
-            rate = self.events_per_second
-            if span > 0:
-                scale = (n - 1) / rate / span
-                relative = [r * scale for r in relative]
-            else:
-                relative = [j / rate for j in range(n)]
-            self._period = n / rate
+        if self.interleave:
+            timeline, order = self._interleaved_timeline()
+            self.lines = [self.lines[i] for i in order]
+            self.times = [self.times[i] for i in order]
+            parsed = [parsed[i] for i in order]
         else:
-            self._period = span + 1.0
-        timeline = [self.started_at + r for r in relative]
+            timeline = self._concatenated_timeline()
         self._timeline = timeline
         self._max_time = max(timeline)
         self._templates: list[tuple[list[str], list[str], str, str] | None] = []
@@ -267,6 +317,72 @@ class RecordedLog:
             if isinstance(event.get("timestamp"), int | float):
                 copy["timestamp"] = _TS[1:-1]
             self._templates.append((*_template(json.dumps(copy)), original_id, like))
+
+    @staticmethod
+    def _relative(times: Sequence[float | None]) -> list[float]:
+        """Event times relative to the first, with gaps beyond :data:`MAX_LOOP_GAP` replaced by the mean gap."""
+        gaps = [
+            b - a
+            for a, b in zip(times, times[1:], strict=False)
+            if a is not None and b is not None and abs(b - a) <= MAX_LOOP_GAP
+        ]
+        mean_gap = sum(gaps) / len(gaps) if gaps else 0.1
+        relative: list[float] = []
+        previous: float | None = None
+        current = 0.0
+        for i, t in enumerate(times):
+            if i:
+                gap = t - previous if t is not None and previous is not None else mean_gap
+                current += gap if abs(gap) <= MAX_LOOP_GAP else mean_gap
+            relative.append(current)
+            previous = t if t is not None else previous
+        return relative
+
+    def _concatenated_timeline(self) -> list[float]:
+        """The recordings one after the other (the pass period set in :attr:`_period`)."""
+        relative = self._relative(self.times)
+        n, span = len(relative), max(relative) - min(relative)
+        if self.events_per_second:
+            # n events per period: (n - 1) gaps inside a pass and one gap between passes, all scaled alike.
+            rate = self.events_per_second
+            if span > 0:
+                scale = (n - 1) / rate / span
+                relative = [r * scale for r in relative]
+            else:
+                relative = [j / rate for j in range(n)]
+            self._period = n / rate
+        else:
+            self._period = span + 1.0
+        return [self.started_at + r for r in relative]
+
+    def _interleaved_timeline(self) -> tuple[list[float], list[int]]:
+        """Every track spread over the same pass period, merged by time: the timeline and the log order.
+
+        The period is the events of all tracks at :attr:`events_per_second` (else the longest track's span plus
+        a second); a track of ``m`` events is stretched so that its ``m`` gaps (the last one up to the next pass)
+        fill the period. Ties keep the track order, then the file order.
+        """
+        spans: list[tuple[int, list[float]]] = []
+        at = 0
+        for size in self._track_sizes:
+            relative = self._relative(self.times[at : at + size])
+            low = min(relative)
+            spans.append((at, [r - low for r in relative]))
+            at += size
+        n = len(self.lines)
+        if self.events_per_second:
+            period = n / self.events_per_second
+        else:
+            period = max(max(relative) for _, relative in spans) + 1.0
+        keyed: list[tuple[float, int, int]] = []
+        for track, (first, relative) in enumerate(spans):
+            m, span = len(relative), max(relative)
+            for j, r in enumerate(relative):
+                t = r * period * (m - 1) / m / span if span > 0 else j * period / m
+                keyed.append((t, track, first + j))
+        keyed.sort()
+        self._period = period
+        return [self.started_at + t for t, _, _ in keyed], [i for _, _, i in keyed]
 
     def time_at(self, offset: int) -> float | None:
         """The event time at ``offset``."""
@@ -338,6 +454,8 @@ class RecordedLog:
             "events_per_second": self.events_per_second,
             "log_id": self.log_id,
             "sources": [str(p) for p in self.files],
+            "interleaved_tracks": list(self._track_sizes) if self.interleave else None,
+            "derived_events": self.derived,
         }
 
 
@@ -457,6 +575,7 @@ def build_log(
     start_time: float | None = None,
     topic: str = TOPIC,
     events_per_second: float | None = None,
+    interleave: bool = False,
 ) -> RecordedLog | FaultyLog:
     """The firehose's event log: the recordings, optionally looped, optionally with log-level faults.
 
@@ -470,11 +589,20 @@ def build_log(
         topic: the topic named in the SSE ids.
         events_per_second: in loop mode, the mean event rate of the timeline; pass the serving rate so that
             event times keep pace with the wall clock (default: the recorded pace).
+        interleave: in loop mode, each of ``sources`` is a track (a directory: its recordings one after the
+            other), and the tracks are spread over the same timeline and merged (see :class:`RecordedLog`).
 
     Returns:
         A log to pass to :meth:`SseServer.add_stream`; its ``stats()`` shows the real event and fault counts.
     """
-    log = RecordedLog(sources, loop=loop, start_time=start_time, topic=topic, events_per_second=events_per_second)
+    log = RecordedLog(
+        sources,
+        loop=loop,
+        start_time=start_time,
+        topic=topic,
+        events_per_second=events_per_second,
+        interleave=interleave,
+    )
     if malformed_every or incomplete_every or duplicate_every:
         return FaultyLog(
             log,
@@ -512,8 +640,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--source",
         action="append",
         metavar="PATH",
-        help="a .jsonl recording or a directory of them; repeat for several "
-        "(default: firehose.source, else every recording in shared/data/wikimedia/)",
+        help="a .jsonl recording, a directory of them, or a wikiticker file (.json.gz, converted to recentchange "
+        "events); repeat for several (default: firehose.source, else every .jsonl recording in "
+        "shared/data/wikimedia/)",
     )
     add_pacing_arguments(parser, default=f"default {DEFAULT_RATE:g}", times="the recorded times (meta.dt)")
     parser.add_argument(
@@ -528,6 +657,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="with --loop: the mean event rate of the replayed timeline (default: the --rate, so that event times "
         "track the wall clock; the recorded pace with --speedup or --max); a reader faster than it sees events "
         "dated ahead of its clock",
+    )
+    parser.add_argument(
+        "--interleave",
+        action="store_true",
+        help="with --loop: each --source is a track (a directory: its recordings one after the other); every "
+        "track is spread over the same pass of the timeline and the tracks are merged by time, so the wikis of all "
+        "of them are served side by side (one log, whose identity covers every file)",
     )
     parser.add_argument(
         "--loop",
@@ -605,6 +741,7 @@ def main(args: argparse.Namespace, settings: Any) -> int:
             # At a fixed rate, the looped timeline goes at that rate, so event times follow the wall clock.
             events_per_second=(args.pace or pacing.rate or None) if args.loop else None,
             start_time=parse_since(args.start_time) if args.start_time else None,
+            interleave=args.interleave,
         )
     except ValueError as exc:  # SourceError too
         print(f"airlake firehose: {exc}", flush=True)
@@ -626,7 +763,8 @@ def main(args: argparse.Namespace, settings: Any) -> int:
     return serve_until_stopped(
         server,
         lambda: (
-            f"firehose serving {stats['real_events']} recorded events{' in a loop' if args.loop else ''} at "
+            f"firehose serving {stats['real_events']} recorded events ({stats['derived_events']} derived from "
+            f"wikiticker){' interleaved' if args.interleave else ''}{' in a loop' if args.loop else ''} at "
             f"{server.url(STREAM_PATH)} ({speed}, log {log.log_id}); stats at {server.url('/stats')}"
         ),
         "firehose stopped",
