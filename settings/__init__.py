@@ -224,7 +224,7 @@ class AirlakeSettings(AirlakeModel, BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # First wins: arguments, the environment, .env, the TOML file (defaults are the models' own).
+        # First wins: arguments, the environment, .env, the TOML file, the defaults.
         return tuple(_Layer(settings_cls, tree) for tree in _LAYERS.get(()))
 
 
@@ -377,7 +377,10 @@ def load_settings(
         (".env", _variables_tree({k: v for k, v in dotenv.items() if k.startswith(ENV_PREFIX) and v is not None})),
         (path.name, toml),
     ]
-    token = _LAYERS.set(tuple(tree for _, tree in layers))
+    # The defaults come last as a source of their own, so that a file or variable that adds one wiki or one
+    # profile property is merged into the default mapping (pydantic-settings deep-merges its sources) instead of
+    # replacing it.
+    token = _LAYERS.set((*(tree for _, tree in layers), DEFAULTS))
     try:
         model = AirlakeSettings()
     except ValidationError as exc:

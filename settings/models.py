@@ -84,14 +84,23 @@ class PipelineSettings(Section):
     """The speed pipeline."""
 
     commit_interval: float = 2.0
+    """Seconds from one micro-batch commit to the next."""
     max_batch_events: int = 20_000
+    """A batch is cut early when this many events are waiting (bounds memory)."""
     dedupe_cache_size: int = 2_000_000
+    """Event ids remembered for deduplication."""
     allowed_lateness_minutes: float = 60
+    """Minutes of event time a speed aggregate stays open for late events."""
     max_event_ahead_seconds: float = 300.0
+    """An event dated further after its receive time is a dead letter."""
     expire_snapshots_every: int = 50
+    """Batches between snapshot expiries."""
     keep_snapshots: int = 20
+    """Snapshots kept by each expiry (their ids warm the dedupe cache on restart)."""
     lease_ttl_seconds: float = 30.0
+    """The writer lease expires this long after its holder's last heartbeat."""
     reader_queue_bytes: int = 64 << 20
+    """Bytes a firehose reader holds before it stops reading (backpressure)."""
 
 
 class PostgresSettings(Section):

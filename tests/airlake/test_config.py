@@ -59,6 +59,7 @@ def test_an_unknown_key_in_the_file_is_an_error_naming_the_nearest(tmp_path: Pat
     )
     s = load_settings(environ={}, cwd=tmp_path)  # the user's own wikis and profiles are free-form
     assert s.get("markets.wikis.nlwiki") == "amsterdam" and s.get("profiles.mine.catalog.uri") == "x"
+    assert s.markets.wikis["enwiki"] == "new-york" and "local" in s.model.profiles  # added to, not replaced
 
 
 def test_an_unknown_variable_is_an_error_naming_the_nearest(tmp_path: Path):
@@ -75,6 +76,9 @@ def test_an_unknown_variable_is_an_error_naming_the_nearest(tmp_path: Path):
         )
         == "amsterdam"
     )
+    s = load_settings(environ={"AIRLAKE__PROFILES__LOCAL__CATALOG__WAREHOUSE": "s3://other/wh"}, cwd=tmp_path / "x")
+    assert s.model.profiles["local"].catalog["warehouse"] == "s3://other/wh"
+    assert s.model.profiles["local"].catalog["type"] == "sql"  # the profile's other properties stay
 
 
 def test_config_show_names_each_source_and_masks_secrets(tmp_path: Path):
