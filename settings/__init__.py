@@ -92,6 +92,12 @@ DEFAULTS: dict[str, Any] = {
         "lease_ttl_seconds": 30.0,
         "reader_queue_bytes": 64 << 20,
     },
+    "maintenance": {
+        # `airlake maintain`: Trino refuses less than stack/trino/etc/catalog/iceberg.properties' min-retention.
+        "snapshot_retention_seconds": 3600,
+        "orphan_retention_seconds": 86400,
+        "timeout_seconds": 1800.0,
+    },
     "stack": {
         # Downloads and builds, shared by checkouts; runtime state lives in {state_dir}/stack.
         "cache_dir": "~/.cache/airlake",
