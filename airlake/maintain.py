@@ -4,7 +4,8 @@ The work is :mod:`airlake.lake.maintenance` (what runs, what it keeps and why it
 this module prints the data files and snapshots of each table before and after, and loops with ``--every``.
 Cron would run ``airlake --profile local maintain`` (say hourly); a long-running service, ``--every 3600``.
 
-The command line layer: imports :mod:`airlake.lake.maintenance` and :mod:`airlake.catalog.trino`.
+The command line layer: imports :mod:`airlake.lake.maintenance`, :mod:`airlake.catalog.trino` and
+:mod:`airlake.sql` (how Trino is reached).
 """
 
 from __future__ import annotations
@@ -19,8 +20,6 @@ from datetime import UTC, datetime
 
 from airlake.lake.maintenance import TableReport, maintain
 from airlake.settings import Settings
-
-NOT_RUNNING = "cannot reach Trino ({reason}): start the stack with `airlake stack up`"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -76,15 +75,22 @@ def print_report(report: TableReport) -> None:
 
 def run_once(settings: Settings, args: argparse.Namespace, stop: threading.Event) -> int:
     from airlake.catalog.trino import TrinoError
+    from airlake.lake.maintenance import list_tables
+    from airlake.sql import NOT_RUNNING, trino_reachable, trino_url
 
     started = time.monotonic()
+    try:
+        tables = args.table or list_tables(settings)
+    except TrinoError as exc:
+        reason = trino_reachable(settings)
+        if reason is not None:
+            print("airlake maintain: " + NOT_RUNNING.format(url=trino_url(settings), reason=reason), file=sys.stderr)
+        else:
+            print(f"airlake maintain: cannot list the tables: {exc}", file=sys.stderr)
+        return 1
     if not args.json:
         print_header(settings)
-    try:
-        reports = maintain(settings, args.table, progress=None if args.json else print_report, stop=stop.is_set)
-    except TrinoError as exc:
-        print(f"airlake maintain: {NOT_RUNNING.format(reason=exc)}", file=sys.stderr, flush=True)
-        return 1
+    reports = maintain(settings, tables, progress=None if args.json else print_report, stop=stop.is_set)
     failed = [r for r in reports if r.error]
     if args.json:
         print(

@@ -71,7 +71,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fmt.add_argument("--json", action="store_true", help="print the rows as a JSON array of objects")
     fmt.add_argument("--csv", action="store_true", help="print the rows as CSV with a header line")
     parser.add_argument(
-        "--timeout", type=float, default=600.0, help="seconds the statement may run, queueing included (600)"
+        "--timeout",
+        type=float,
+        default=600.0,
+        metavar="S",
+        help="seconds the statement may run, queueing included (600)",
     )
 
 
@@ -96,6 +100,7 @@ def trino_cli_command(settings: Settings, *extra: str) -> list[str]:
     java = find_java_home(settings) / "bin" / "java"
     return [
         str(java),
+        "--enable-native-access=ALL-UNNAMED",  # JLine's terminal support; without it Java 24+ prints warnings
         "-jar",
         str(jar),
         "--server",

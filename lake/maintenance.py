@@ -114,8 +114,8 @@ def snapshot_retention(
 ) -> tuple[int, str]:
     """The retention for ``expire_snapshots`` on ``table``, in seconds, and why it was stretched (or "").
 
-    At least ``configured``; longer when needed to keep the newest snapshot of every writer (its batch mark) and
-    the newest ``keep_snapshots`` snapshots among the current snapshot's ancestors.
+    Reads the current snapshot's ancestors (``$history``) with their writers (``$snapshots``' summaries) and the
+    time on Trino's clock, and leaves the choice to :func:`retention_needed`.
     """
     rows = run(
         settings,
@@ -126,11 +126,28 @@ def snapshot_retention(
     ).rows
     if not rows:
         return configured, ""
-    now: datetime = rows[0][2]
+    return retention_needed([(r[0], r[1]) for r in rows], rows[0][2], configured, keep_snapshots)
+
+
+def retention_needed(
+    lineage: list[tuple[datetime, str | None]], now: datetime, configured: int, keep_snapshots: int
+) -> tuple[int, str]:
+    """The snapshot retention that keeps what must survive, and why it is longer than ``configured`` (or "").
+
+    Args:
+        lineage: (commit time, writer or None) of the current snapshot and its ancestors, newest first.
+        now: the time the retention counts back from (Trino's clock).
+        configured: the retention asked for, in seconds.
+        keep_snapshots: this many newest snapshots are kept too (what the speed pipeline keeps itself).
+
+    Returns:
+        At least ``configured``; longer when needed to keep the newest snapshot of every writer (its batch mark)
+        and the newest ``keep_snapshots`` snapshots, plus :data:`RETENTION_MARGIN_SECONDS`.
+    """
     keep: dict[str, datetime] = {}
-    if len(rows) > 1 and keep_snapshots > 0:
-        keep[f"the newest {keep_snapshots} snapshots"] = rows[min(keep_snapshots, len(rows)) - 1][0]
-    for committed_at, writer, _ in rows:
+    if len(lineage) > 1 and keep_snapshots > 0:
+        keep[f"the newest {keep_snapshots} snapshots"] = lineage[min(keep_snapshots, len(lineage)) - 1][0]
+    for committed_at, writer in lineage:
         if writer and f"writer {writer}" not in keep:
             keep[f"writer {writer}"] = committed_at
     if not keep:
@@ -139,7 +156,7 @@ def snapshot_retention(
     needed = int((now - oldest).total_seconds()) + RETENTION_MARGIN_SECONDS
     if needed <= configured:
         return configured, ""
-    return needed, f"{reason} (committed {oldest:%Y-%m-%d %H:%M:%S})"
+    return needed, f"{reason}, committed {oldest:%Y-%m-%d %H:%M:%S}"
 
 
 def _is_conflict(message: str) -> bool:
