@@ -322,8 +322,11 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
             return 2
         return run_cli(settings)
     if len(words) == 1 and words[0] in WORDS:
-        from airlake.stack import dbt  # another layer's module, needed only here
-
+        try:
+            from airlake.stack import dbt  # needed only here
+        except ImportError as exc:
+            print(f"airlake sql {words[0]}: the dbt project cannot be run here ({exc})", file=sys.stderr)
+            return 1
         if words[0] == "apply":
             return int(dbt.build(settings))
         print(dbt.docs(settings))

@@ -7,6 +7,7 @@ import io
 import json
 import subprocess
 import uuid
+from collections.abc import Iterator
 
 import pytest
 
@@ -21,7 +22,7 @@ MARKETS = ("berlin", "london", "paris")
 
 
 @pytest.fixture(scope="module")
-def orders(stack) -> list[str]:
+def orders(stack) -> Iterator[list[str]]:
     """Three rows inserted into raw.orders through ``airlake sql`` itself (other tests may have added more)."""
     stack.run("--profile", "local", "lake", "init")
     ids = [f"sqltest-{uuid.uuid4()}" for _ in MARKETS]
@@ -38,7 +39,9 @@ def orders(stack) -> list[str]:
         f"VALUES {values};",
     )
     assert proc.stdout.split()[-1] == "3", proc.stdout
-    return ids
+    yield ids
+    # the lake is shared by the session's tests: leave raw.orders as it was
+    stack.run("--profile", "local", "sql", "DELETE FROM iceberg.raw.orders WHERE event_id LIKE 'sqltest-%'")
 
 
 def test_a_count_prints_as_a_table_equal_to_pyiceberg(stack, orders):
