@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import subprocess
 import sys
 import time
 
@@ -22,6 +23,7 @@ from airlake.catalog.trino import query
 from airlake.lake.schemas import ALL_TABLES
 from tests.conftest import RECORDING_2018
 from tests.procs import Firehose, Process
+from tests.stack.conftest import AIRLAKE
 
 pytestmark = pytest.mark.stack
 
@@ -145,3 +147,25 @@ def test_maintenance_while_ingesting_loses_nothing_compacts_and_the_restart_goes
         """,
     )
     assert mismatched == []
+
+
+@pytest.mark.parametrize(
+    ("setting", "catalog_property"),
+    [
+        ("AIRLAKE__MAINTENANCE__SNAPSHOT_RETENTION_SECONDS", "iceberg.expire-snapshots.min-retention"),
+        ("AIRLAKE__MAINTENANCE__ORPHAN_RETENTION_SECONDS", "iceberg.remove-orphan-files.min-retention"),
+    ],
+)
+def test_a_retention_below_trinos_floor_is_refused_with_trinos_message(stack, setting, catalog_property):
+    stack.run("--profile", "local", "lake", "init")
+    env = stack.env | {setting: "60"}
+    proc = subprocess.run(
+        [*AIRLAKE, "--profile", "local", "maintain", "--table", "raw.recentchange"],
+        cwd=stack.cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "raw.recentchange: failed:" in proc.stderr and catalog_property in proc.stderr, proc.stderr
