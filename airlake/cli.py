@@ -34,6 +34,8 @@ COMMANDS: dict[tuple[str | None, str], tuple[str, str]] = {
     ("stack", "status"): ("airlake.stack.status", "print each service of the native stack, its port, pid and health"),
     ("stack", "logs"): ("airlake.stack.logs", "print the tail of a service's log"),
     ("config", "show"): ("airlake.config_show", "print every resolved setting and where its value came from"),
+    (None, "sql"): ("airlake.sql", "run a query on the stack's Trino, open Trino's CLI, or build the dbt project"),
+    (None, "maintain"): ("airlake.maintain", "compact every Iceberg table, expire old snapshots, remove orphan files"),
 }
 
 GLOBAL_OPTIONS_WITH_VALUE = ("--config", "--profile", "--state-dir")

@@ -137,15 +137,28 @@ def recent_ids(table: Table, column: str, snapshots: int | None = None) -> pa.Ar
     return scan.to_arrow().column(column).combine_chunks()
 
 
+def newest_append(table: Table) -> Snapshot | None:
+    """The newest ``append`` snapshot of the current branch (compaction's ``replace`` snapshots add no rows)."""
+    from pyiceberg.table.snapshots import Operation
+
+    for snapshot in _newest_first(table):
+        if snapshot.summary is not None and snapshot.summary.operation == Operation.APPEND:
+            return snapshot
+    return None
+
+
 def newest_commit_max(table: Table, *columns: str) -> dict[str, Any] | None:
-    """The largest value of each of ``columns`` among the rows the newest snapshot of ``table`` appended.
+    """The largest value of each of ``columns`` among the rows the newest append of ``table`` added.
+
+    The newest append, not the newest snapshot: after ``airlake maintain`` compacted the table the newest snapshot
+    is a ``replace`` that adds no rows of its own.
 
     Returns:
-        column -> its largest value; None when the table has no snapshot or its newest one appended no rows.
+        column -> its largest value; None when the table has no append or its newest one appended no rows.
     """
     import pyarrow.compute as pc
 
-    snapshot = table.current_snapshot()
+    snapshot = newest_append(table)
     if snapshot is None:
         return None
     rows = table.incremental_append_scan(
@@ -332,11 +345,28 @@ def _safe_landed(table: Table, mark: BatchMark) -> bool:
         return False
 
 
+EXPIRE_ATTEMPTS = 3
+
+
 def expire_snapshots(table: Table, keep: int) -> int:
-    """Expires all but the newest ``keep`` snapshots (files are removed by Trino's maintenance); returns how many."""
-    lineage = list(_newest_first(table))
-    old = [s.snapshot_id for s in table.snapshots() if s.snapshot_id not in {x.snapshot_id for x in lineage[:keep]}]
-    if not old:
-        return 0
-    table.maintenance.expire_snapshots().by_ids(old).commit()
-    return len(old)
+    """Expires all but the newest ``keep`` snapshots (files are removed by Trino's maintenance); returns how many.
+
+    A commit that meets a concurrent one (``airlake maintain`` compacting the table through Trino) is retried on the
+    reloaded table; after :data:`EXPIRE_ATTEMPTS` it gives up with a warning and returns 0 (the next expiry will
+    do it): expiry is housekeeping and must not stop the writer.
+    """
+    from pyiceberg.exceptions import CommitFailedException
+
+    for attempt in range(1, EXPIRE_ATTEMPTS + 1):
+        lineage = {s.snapshot_id for s in list(_newest_first(table))[:keep]}
+        old = [s.snapshot_id for s in table.snapshots() if s.snapshot_id not in lineage]
+        if not old:
+            return 0
+        try:
+            table.maintenance.expire_snapshots().by_ids(old).commit()
+            return len(old)
+        except CommitFailedException as exc:
+            log.info("snapshot expiry met a concurrent commit (%s); attempt %d of %d", exc, attempt, EXPIRE_ATTEMPTS)
+            table.refresh()
+    log.warning("snapshot expiry gave up after %d concurrent commits; the next expiry will do it", EXPIRE_ATTEMPTS)
+    return 0

@@ -36,6 +36,7 @@ from airlake.settings.models import (
     WIKIMEDIA_URL,
     AirlakeModel,
     FirehoseSettings,
+    MaintenanceSettings,
     MarketsSettings,
     PipelineSettings,
     SourcesSettings,
@@ -242,6 +243,7 @@ class Settings:
     firehose: FirehoseSettings
     markets: MarketsSettings
     pipeline: PipelineSettings
+    maintenance: MaintenanceSettings
     stack: StackSettings
 
     def __getattr__(self, name: str) -> Any:

@@ -103,6 +103,18 @@ class PipelineSettings(Section):
     """Bytes a firehose reader holds before it stops reading (backpressure)."""
 
 
+class MaintenanceSettings(Section):
+    """``airlake maintain``: Trino refuses retentions below the ``min-retention`` of
+    ``stack/trino/etc/catalog/iceberg.properties``."""
+
+    snapshot_retention_seconds: int = 3600
+    """Snapshots younger than this are kept (stretched per table to keep every writer's newest batch mark)."""
+    orphan_retention_seconds: int = 86400
+    """Files not referenced by the table and younger than this are kept (commits in flight)."""
+    timeout_seconds: float = 1800.0
+    """How long one maintenance statement may run."""
+
+
 class PostgresSettings(Section):
     port: int = 15432
     user: str = "airlake"
@@ -215,5 +227,6 @@ class AirlakeModel(Section):
     firehose: FirehoseSettings = FirehoseSettings()
     markets: MarketsSettings = MarketsSettings()
     pipeline: PipelineSettings = PipelineSettings()
+    maintenance: MaintenanceSettings = MaintenanceSettings()
     stack: StackSettings = StackSettings()
     profiles: dict[str, ProfileSettings] = Field(default_factory=_default_profiles)

@@ -140,8 +140,8 @@ def _maven_copy(layout: Layout, artifact: str, out: Path) -> Path | None:
     ]
     proc = subprocess.run(cmd, cwd=out, capture_output=True, text=True)
     if proc.returncode == 0:
-        group, name, version, ext = artifact.split(":")
-        path = out / f"{name}-{version}.{ext}"
+        group, name, version, ext, *classifier = artifact.split(":")
+        path = out / ("-".join([name, version, *classifier[-1:]]) + f".{ext}")
         if path.is_file():
             return path
         raise InstallError(f"Maven reported success but {path} is missing")
@@ -228,6 +228,37 @@ def install_trino(layout: Layout) -> str:
     return f"Trino {version} with {', '.join(layout.installed_trino_plugins())} on {java_home}{note}"
 
 
+TRINO_CLI_ARTIFACT = "io.trino:trino-cli:{version}:jar:executable"
+"""Trino's command-line client, one self-contained jar, of the same version as the server."""
+
+
+def trino_cli_jar(layout: Layout) -> Path:
+    """Where ``airlake stack install`` puts Trino's CLI jar."""
+    version = layout.version("trino")
+    return layout.cache / f"trino-cli-{version}" / f"trino-cli-{version}-executable.jar"
+
+
+def install_trino_cli(layout: Layout) -> str:
+    """Trino's CLI (``trino-cli-<version>-executable.jar``) from Maven Central, run by ``airlake sql``."""
+    jar, version = trino_cli_jar(layout), layout.version("trino")
+    home = jar.parent
+    java_home = find_java_home(layout.settings)
+    if not (is_installed(home) and jar.is_file()):
+        if shutil.which("mvn") is None:
+            raise InstallError(
+                "Maven is needed to fetch Trino's CLI from Maven Central: install it (apt-get install maven)"
+            )
+        _begin(home)
+        artifact = TRINO_CLI_ARTIFACT.format(version=version)
+        fetched = _maven_copy(layout, artifact, home)
+        if fetched is None:
+            raise InstallError(f"{artifact} is not in the Maven registry")
+        if fetched != jar:
+            fetched.rename(jar)
+        _finish(home, version)
+    return f"Trino CLI {version} ({jar}) on {java_home}"
+
+
 def install_superset(layout: Layout) -> str:
     """Superset in a virtual environment of its own (it needs SQLAlchemy < 2 and pyarrow < 19)."""
     home, version = layout.superset_home, layout.version("superset")
@@ -245,6 +276,7 @@ INSTALLERS: dict[str, Callable[[Layout], str]] = {
     "seaweedfs": install_seaweedfs,
     "ferretdb": install_ferretdb,
     "trino": install_trino,
+    "trino-cli": install_trino_cli,
     "superset": install_superset,
 }
 
