@@ -409,6 +409,7 @@ class Plan:
     wikis: Mapping[str, str]
 
     def fingerprint(self) -> dict[str, Any]:
+        """What a filled day records of the run: a rerun whose fingerprint differs must not add to that day."""
         mapping = json.dumps(dict(sorted(self.wikis.items())), sort_keys=True)
         return {
             "version": GENERATOR_VERSION,
@@ -421,6 +422,7 @@ class Plan:
 
 
 def describe(fingerprint: Mapping[str, Any]) -> str:
+    """A fingerprint in words, for the error that refuses to mix two backfills in a day."""
     rate = (
         f"--orders-per-day {fingerprint['orders_per_day']}"
         if fingerprint.get("orders_per_day") is not None
@@ -475,9 +477,11 @@ class HistoryGenerator:
         )
 
     def rng(self, day: date, stream: int) -> np.random.Generator:
+        """The random generator of one day's demand (``stream`` 1) or orders (2): a function of the seed and day."""
         return np.random.default_rng([self.plan.seed, day.toordinal(), stream])
 
     def generate(self, day: date) -> Day:
+        """The demand and orders of ``day`` (UTC), each table sorted by event time."""
         day_ms = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)
         demand, wiki, event_ms = self.demand(day, day_ms)
         orders, placed = self.orders(day, day_ms, wiki, event_ms)
@@ -485,6 +489,7 @@ class HistoryGenerator:
 
     # ----- demand ---------------------------------------------------------------------------------------------
     def demand(self, day: date, day_ms: int) -> tuple[pa.Table, np.ndarray, np.ndarray]:
+        """The day's recentchange rows, and each event's wiki index and time (epoch ms) for the orders."""
         rng = self.rng(day, 1)
         factor = WEEKDAY_FACTORS[day.weekday()]
         per_hour = rng.poisson(self.hourly * factor)  # (wikis, 24)
@@ -590,6 +595,7 @@ class HistoryGenerator:
 
     # ----- orders ---------------------------------------------------------------------------------------------
     def orders(self, day: date, day_ms: int, wiki: np.ndarray, event_ms: np.ndarray) -> tuple[pa.Table, int]:
+        """The order events of the orders placed on the day, following the demand; returns them and the orders."""
         rng = self.rng(day, 2)
         e = self.entities
         n_markets = len(self.markets)
@@ -825,6 +831,7 @@ def chunks(rows: pa.Table, size: int = CHUNK_ROWS) -> list[pa.Table]:
 
 
 def day_key(day: date) -> str:
+    """The table property that records ``day``."""
     return DAY_PROPERTY_PREFIX + day.isoformat()
 
 
@@ -1004,6 +1011,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def plan_from(settings: Settings, args: argparse.Namespace) -> Plan:
+    """The plan of a run: ``--seed`` and ``--orders-per-day`` over ``firehose.*`` and ``markets.wikis``."""
     wikis = settings.get(KEY_MARKETS_WIKIS) or {}
     if not isinstance(wikis, Mapping):
         raise BackfillError(f"{KEY_MARKETS_WIKIS} is not a mapping of wikis to markets: {wikis!r}")
