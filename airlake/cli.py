@@ -25,6 +25,10 @@ COMMANDS: dict[tuple[str | None, str], tuple[str, str]] = {
     ),
     ("firehose", "orders"): ("airlake.sources.orders", "serve generated order lifecycle events over SSE"),
     (None, "ingest"): ("airlake.pipelines.speed", "run the speed pipeline: firehoses into Iceberg, exactly once"),
+    (None, "backfill"): (
+        "airlake.pipelines.backfill",
+        "generate past demand and orders for the whole days before today, exactly once",
+    ),
     ("lake", "stats"): ("airlake.lake.stats", "print per-table statistics"),
     ("lake", "init"): ("airlake.lake.tables", "create the namespaces and tables"),
     (None, "demo"): ("airlake.demo", "run the end-to-end demo on the configured profile"),

@@ -10,6 +10,10 @@ Iceberg has no multi-table transactions, so a crash can leave a batch committed 
 positions; otherwise from its start positions, and the events replayed into the tables that already hold the
 batch are dropped by id (:func:`recent_ids` warms the writer's dedupe cache from the newest snapshots).
 
+Several writers share the tables (the speed pipeline, ``airlake backfill``), each under its own name: a writer reads
+back only its own commits (:func:`latest_mark`, and ``writer=`` of :func:`recent_ids`, :func:`newest_commit_max` and
+:func:`expire_snapshots`), so another writer's rows never move its positions, its watermark or its dedupe cache.
+
 Imports :mod:`sources.retry` (the backoff between commit attempts; it imports nothing of airlake's) and the lease.
 """
 
@@ -118,23 +122,48 @@ def recover(tables: Mapping[str, Table], writer: str) -> Recovery:
     return Recovery(newest.batch, dict(newest.end), False)
 
 
-def recent_ids(table: Table, column: str, snapshots: int | None = None) -> pa.Array:
+def _writer(snapshot: Snapshot) -> str | None:
+    """The writer named in a snapshot's batch mark (None for a commit without one)."""
+    mark = BatchMark.from_summary(_summary(snapshot))
+    return mark.writer if mark is not None else None
+
+
+def recent_ids(table: Table, column: str, snapshots: int | None = None, writer: str | None = None) -> pa.Array:
     """The values of ``column`` in the rows appended by the newest ``snapshots`` snapshots of ``table``.
 
-    ``None`` reads every snapshot still in the table's lineage (what snapshot expiry kept).
+    ``None`` reads every snapshot still in the table's lineage (what snapshot expiry kept). With ``writer``, only the
+    rows of that writer's commits among them are read (another writer's, such as a backfill's millions, are not).
     """
     import pyarrow as pa
 
     lineage = list(_newest_first(table))
     if not lineage:
         return pa.array([], pa.string())
-    older = lineage[snapshots] if snapshots is not None and len(lineage) > snapshots else None
-    scan = table.incremental_append_scan(
-        from_snapshot_id_exclusive=older.snapshot_id if older is not None else None,
-        to_snapshot_id_inclusive=lineage[0].snapshot_id,
-        selected_fields=(column,),
-    )
-    return scan.to_arrow().column(column).combine_chunks()
+    window = lineage if snapshots is None else lineage[:snapshots]
+    # Runs of consecutive snapshots to read, newest first, as (index of the newest, index of the oldest).
+    runs: list[tuple[int, int]] = []
+    if writer is None:
+        runs.append((0, len(window) - 1))
+    else:
+        for i, snapshot in enumerate(window):
+            if _writer(snapshot) != writer:
+                continue
+            if runs and runs[-1][1] == i - 1:
+                runs[-1] = (runs[-1][0], i)
+            else:
+                runs.append((i, i))
+    parts = []
+    for newest, oldest in runs:
+        older = lineage[oldest + 1] if oldest + 1 < len(lineage) else None
+        scan = table.incremental_append_scan(
+            from_snapshot_id_exclusive=older.snapshot_id if older is not None else None,
+            to_snapshot_id_inclusive=lineage[newest].snapshot_id,
+            selected_fields=(column,),
+        )
+        parts.append(scan.to_arrow().column(column))
+    if not parts:
+        return pa.array([], pa.string())
+    return pa.chunked_array([c for part in parts for c in part.chunks], type=parts[0].type).combine_chunks()
 
 
 def newest_append(table: Table) -> Snapshot | None:
@@ -147,22 +176,33 @@ def newest_append(table: Table) -> Snapshot | None:
     return None
 
 
-def newest_commit_max(table: Table, *columns: str) -> dict[str, Any] | None:
+def newest_commit_max(table: Table, *columns: str, writer: str | None = None) -> dict[str, Any] | None:
     """The largest value of each of ``columns`` among the rows the newest append of ``table`` added.
 
     The newest append, not the newest snapshot: after ``airlake maintain`` compacted the table the newest snapshot
     is a ``replace`` that adds no rows of its own.
 
+    Args:
+        table: the table.
+        columns: the columns.
+        writer: read the newest snapshot *of this writer* instead (another writer's newer commits are passed over).
+
     Returns:
-        column -> its largest value; None when the table has no append or its newest one appended no rows.
+        column -> its largest value; None when the table has no such snapshot or it appended no rows.
     """
     import pyarrow.compute as pc
 
-    snapshot = newest_append(table)
+    if writer is None:
+        snapshot = newest_append(table)
+    else:
+        snapshot = next((s for s in _newest_first(table) if _writer(s) == writer), None)
     if snapshot is None:
         return None
+    parent = snapshot.parent_snapshot_id
+    if parent is not None and table.snapshot_by_id(parent) is None:
+        parent = None  # expired: the snapshot is the oldest one kept
     rows = table.incremental_append_scan(
-        from_snapshot_id_exclusive=snapshot.parent_snapshot_id,
+        from_snapshot_id_exclusive=parent,
         to_snapshot_id_inclusive=snapshot.snapshot_id,
         selected_fields=columns,
     ).to_arrow()
@@ -252,12 +292,17 @@ def _write_data_files(table: Table, rows: pa.Table) -> list[Any]:
     return list(_dataframe_to_data_files(table_metadata=metadata, write_uuid=uuid.uuid4(), df=rows, io=table.io))
 
 
-def _commit_data_files(table: Table, files: list[Any], mark: BatchMark) -> None:
-    """One snapshot adding ``files`` with ``mark`` in its summary (merge-append when the table asks for it)."""
+def _commit_data_files(
+    table: Table, files: list[Any], mark: BatchMark, properties: Mapping[str, str] | None = None
+) -> None:
+    """One snapshot adding ``files`` with ``mark`` in its summary (merge-append when the table asks for it), and
+    ``properties`` set on the table in the same commit."""
     from pyiceberg.utils.properties import property_as_bool
 
     merge = property_as_bool(table.properties, MANIFEST_MERGE_ENABLED, False)
     with table.transaction() as txn:
+        if properties:
+            txn.set_properties(dict(properties))
         update = txn.update_snapshot(snapshot_properties=mark.to_properties())
         with update.merge_append() if merge else update.fast_append() as append:
             for data_file in files:
@@ -283,8 +328,12 @@ def append_batch(
     mark: BatchMark,
     *,
     backoff: Backoff | None = None,
+    properties: Mapping[str, str] | None = None,
 ) -> bool:
     """Appends ``rows`` with ``mark`` in the snapshot summary, retrying transient failures until it is committed once.
+
+    ``properties`` are table properties set by the same commit (a writer's progress record that, unlike a snapshot
+    summary, survives snapshot expiry: ``airlake backfill`` keeps its filled days there).
 
     The data files are written once; only the catalog commit is retried. Before each retry the table is reloaded
     and, if the batch turns out to be committed already (the failure came after the commit), nothing is appended
@@ -314,7 +363,7 @@ def append_batch(
         try:
             if files is None:
                 files = _write_data_files(table, rows)
-            _commit_data_files(table, files, mark)
+            _commit_data_files(table, files, mark, properties)
             return True
         except Exception as exc:  # noqa: BLE001 - classified below
             if is_permanent(exc):
@@ -348,18 +397,28 @@ def _safe_landed(table: Table, mark: BatchMark) -> bool:
 EXPIRE_ATTEMPTS = 3
 
 
-def expire_snapshots(table: Table, keep: int) -> int:
+def expire_snapshots(table: Table, keep: int, writer: str | None = None) -> int:
     """Expires all but the newest ``keep`` snapshots (files are removed by Trino's maintenance); returns how many.
 
-    A commit that meets a concurrent one (``airlake maintain`` compacting the table through Trino) is retried on the
-    reloaded table; after :data:`EXPIRE_ATTEMPTS` it gives up with a warning and returns 0 (the next expiry will
-    do it): expiry is housekeeping and must not stop the writer.
+    With ``writer``, the newest ``keep`` snapshots *of that writer* are kept too, and every snapshot above them (the
+    lineage must stay unbroken for :func:`latest_mark` to walk it): another writer's many commits (a backfill) never
+    push a writer's own newest marks and rows out of the lineage.
+
+    A commit that meets a concurrent one (``airlake maintain`` compacting the table through Trino, a backfill) is
+    retried on the reloaded table; after :data:`EXPIRE_ATTEMPTS` it gives up with a warning and returns 0 (the next
+    expiry will do it): expiry is housekeeping and must not stop the writer.
     """
     from pyiceberg.exceptions import CommitFailedException
 
     for attempt in range(1, EXPIRE_ATTEMPTS + 1):
-        lineage = {s.snapshot_id for s in list(_newest_first(table))[:keep]}
-        old = [s.snapshot_id for s in table.snapshots() if s.snapshot_id not in lineage]
+        lineage = list(_newest_first(table))
+        kept = keep
+        if writer is not None:
+            own = [i for i, s in enumerate(lineage) if _writer(s) == writer]
+            if own and keep > 0:
+                kept = max(keep, own[min(keep, len(own)) - 1] + 1)
+        retained = {x.snapshot_id for x in lineage[:kept]}
+        old = [s.snapshot_id for s in table.snapshots() if s.snapshot_id not in retained]
         if not old:
             return 0
         try:

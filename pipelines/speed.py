@@ -339,11 +339,14 @@ class SpeedPipeline:
         """Loads the keys of every row in the retained snapshots into the dedupe cache; returns the watermark.
 
         The watermark is the newest event time of each source's newest commit, bounded by its newest receive time
-        plus the allowed margin (rows written before that bound existed may hold impossible times).
+        plus the allowed margin (rows written before that bound existed may hold impossible times). Only this
+        writer's commits count: another writer's (``airlake backfill``, old event times, millions of ids) are passed
+        over.
         """
         newest: datetime | None = None
         for source, table in [*SOURCE_TABLES.items(), ("", DEAD_LETTERS)]:
-            ids = recent_ids(self.tables[table.identifier], table.id_column)
+            # Only the speed writer's own commits: a backfill's rows are neither in the stream nor recent.
+            ids = recent_ids(self.tables[table.identifier], table.id_column, writer=SPEED_WRITER)
             for value in ids.to_pylist():
                 self.seen.add(value if not source else row_key(source, value))
             if source:
@@ -355,7 +358,9 @@ class SpeedPipeline:
         return newest
 
     def _recent_times(self, table: TableDef) -> datetime | None:
-        newest = newest_commit_max(self.tables[table.identifier], table.partition_column, "ingested_at")
+        newest = newest_commit_max(
+            self.tables[table.identifier], table.partition_column, "ingested_at", writer=SPEED_WRITER
+        )
         if newest is None:
             return None
         bound = newest["ingested_at"] + timedelta(seconds=self.max_ahead)
@@ -526,9 +531,23 @@ class SpeedPipeline:
         self.positions = positions
         self.progress.batches += 1
         if self.expire_every and self.batch % self.expire_every == 0:
-            for table in self.tables.values():
-                expire_snapshots(table, self.keep_snapshots)
+            self.expire()
         return True
+
+    def expire(self) -> None:
+        """Expires old snapshots, keeping this writer's newest ones whatever other writers committed on top.
+
+        Another writer (``airlake backfill``) may commit to the same table in between: a conflict leaves the
+        expiry to the next time.
+        """
+        from pyiceberg.exceptions import CommitFailedException
+
+        for name, table in self.tables.items():
+            try:
+                expire_snapshots(table, self.keep_snapshots, writer=SPEED_WRITER)
+            except CommitFailedException as exc:
+                log.info("snapshot expiry of %s met a concurrent commit (%s); next time", name, exc)
+                table.refresh()
 
     # ----- the loop -----------------------------------------------------------------------------------------
     def report(self, final: bool = False) -> None:
