@@ -122,6 +122,7 @@ DEFAULTS: dict[str, Any] = {
         },
         "ferretdb": {"version": "1.24.0", "port": 27017},
         "trino": {"version": "476", "port": 8080, "heap": "2G", "java_home": ""},
+        "dbt": {"version": "1.11.16", "trino_adapter_version": "1.11.0", "threads": 2},
         "superset": {
             "version": "6.1.0",
             "port": 8088,

@@ -240,12 +240,29 @@ def install_superset(layout: Layout) -> str:
     return f"Superset {version} ({layout.superset_venv})"
 
 
+def install_dbt(layout: Layout) -> str:
+    """dbt-core with the dbt-trino adapter in a virtual environment of its own (its pins clash with Beam's)."""
+    from airlake.stack.dbt import dbt_executable, dbt_home
+
+    home, version = dbt_home(layout), layout.version("dbt")
+    adapter = str(layout.settings.require("stack.dbt.trino_adapter_version"))
+    if not (is_installed(home) and dbt_executable(layout).is_file()):
+        _begin(home)
+        venv = home / "venv"
+        _run([sys.executable, "-m", "venv", str(venv)], what="creating dbt's venv")
+        pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-cache-dir"]
+        _run([*pip, f"dbt-core=={version}", f"dbt-trino=={adapter}"], what="pip install dbt-core dbt-trino")
+        _finish(home, f"{version} {adapter}")
+    return f"dbt-core {version} with dbt-trino {adapter} ({dbt_executable(layout)})"
+
+
 INSTALLERS: dict[str, Callable[[Layout], str]] = {
     "postgres": install_postgres,
     "seaweedfs": install_seaweedfs,
     "ferretdb": install_ferretdb,
     "trino": install_trino,
     "superset": install_superset,
+    "dbt": install_dbt,
 }
 
 
