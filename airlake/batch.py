@@ -116,9 +116,12 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
         try:
             while not stop.is_set():
                 started = time.monotonic()
-                report = run_once(settings, full_refresh=full_refresh, quiet=quiet)
-                full_refresh = False  # only the first run rebuilds
-                print(report.line(), flush=True)
+                try:
+                    report = run_once(settings, full_refresh=full_refresh, quiet=quiet)
+                    full_refresh = False  # only the first run rebuilds
+                    print(report.line(), flush=True)
+                except TrinoError as exc:  # Trino restarting: report it, try again on schedule
+                    print(f"airlake batch: run failed: {exc}", file=sys.stderr, flush=True)
                 stop.wait(max(0.0, every - (time.monotonic() - started)))
         except KeyboardInterrupt:
             pass
