@@ -1,7 +1,7 @@
 """``airlake batch [--every SECONDS]``: the batch layer of the Lambda architecture, run on Trino through dbt.
 
 One run builds the dbt models of ``sql/models/batch`` and what they read (``dbt build --select
-+path:models/batch``): ``batch.sources_seen`` (the sources' newest event times, read first), then
++path:models/batch --indirect-selection cautious``: only tests whose every parent is selected): ``batch.sources_seen`` (the sources' newest event times, read first), then
 ``batch.demand_minute`` and ``batch.orders_minute`` (recomputed from the raw tables deduplicated by event id, each
 replaced by one ``MERGE`` of only the keys whose value changed: one Iceberg snapshot per table), their tests, and
 last ``batch.boundary`` (advanced only after both batch tables are committed and tested). ``--every`` repeats it
@@ -93,9 +93,24 @@ def current_boundary(settings: Settings) -> datetime | None:
 def run_once(settings: Settings, *, full_refresh: bool = False, quiet: bool = False) -> RunReport:
     """One batch run: the batch models, their tests, then the boundary."""
     started = time.monotonic()
-    out = (lambda line: None) if quiet else (lambda line: print(line, flush=True))
-    status = dbt.run(settings, ["build", "--select", SELECT, *(["--full-refresh"] if full_refresh else [])], out=out)
+    lines: list[str] = []
+    out = lines.append if quiet else (lambda line: print(line, flush=True))
+    status = dbt.run(
+        settings,
+        [
+            "build",
+            "--select",
+            SELECT,
+            "--indirect-selection",
+            "cautious",
+            *(["--full-refresh"] if full_refresh else []),
+        ],
+        out=out,
+    )
     seconds = time.monotonic() - started
+    if status != 0 and quiet:  # what failed, from dbt's closing summary
+        tail = next((i for i, line in enumerate(lines) if "Completed with" in line), max(0, len(lines) - 30))
+        print("\n".join(lines[tail:]), file=sys.stderr, flush=True)
     return RunReport(status, seconds, rows_changed(settings), current_boundary(settings))
 
 

@@ -346,3 +346,17 @@ def test_dbt_build_passes_every_schema_test_on_the_replayed_lake(lake):
     summary = next(line for line in reversed(lines) if "Done. PASS=" in line)
     passed = int(re.search(r"PASS=(\d+)", summary).group(1))
     assert passed >= 100 and "ERROR=0" in summary and "SKIP=0" in summary, summary
+
+
+def test_dbt_docs_writes_the_site_with_the_lineage_graph(lake, tmp_path):
+    site = dbt.docs(lake.settings, tmp_path / "site")
+    assert (site / "index.html").is_file() and (site / "catalog.json").is_file()
+    manifest = json.loads((site / "manifest.json").read_text(encoding="utf-8"))
+    parents = manifest["parent_map"]["model.airlake.orders_minute"]
+    assert set(parents) == {
+        "model.airlake.batch_boundary",
+        "model.airlake.batch_orders_minute",
+        "source.airlake.speed.orders_minute",
+    }
+    catalog = json.loads((site / "catalog.json").read_text(encoding="utf-8"))
+    assert catalog["nodes"]["model.airlake.orders_minute"]["metadata"]["schema"] == "serving"
