@@ -1,7 +1,8 @@
 """``airlake batch [--every SECONDS]``: the batch layer of the Lambda architecture, run on Trino through dbt.
 
 One run builds the dbt models of ``sql/models/batch`` and what they read (``dbt build --select
-+path:models/batch --indirect-selection cautious``: only tests whose every parent is selected): ``batch.sources_seen`` (the sources' newest event times, read first), then
++path:models/batch --indirect-selection cautious``, with only the tests whose every parent is selected):
+``batch.sources_seen`` (the sources' newest event times, read first), then
 ``batch.demand_minute`` and ``batch.orders_minute`` (recomputed from the raw tables deduplicated by event id, each
 replaced by one ``MERGE`` of only the keys whose value changed: one Iceberg snapshot per table), their tests, and
 last ``batch.boundary`` (advanced only after both batch tables are committed and tested). ``--every`` repeats it

@@ -207,6 +207,14 @@ def batch_tables(settings: Settings) -> dict[str, list[list[Any]]]:
     } | {"boundary": query(settings, "select layer, boundary, seen_at, advanced_at from iceberg.batch.boundary")}
 
 
+def snapshots(settings: Settings) -> dict[str, int]:
+    """Snapshots of each batch table (a MERGE that changes rows commits one)."""
+    return {
+        name: query(settings, f'select count(*) from iceberg.batch."{name}$snapshots"')[0][0]
+        for name in ("demand_minute", "orders_minute")
+    }
+
+
 def diff(left: dict[tuple, tuple], right: dict[tuple, tuple]) -> dict[tuple, tuple]:
     return {k: (left.get(k), right.get(k)) for k in left.keys() | right.keys() if left.get(k) != right.get(k)}
 
@@ -305,6 +313,7 @@ def test_before_the_batch_serving_differs_from_a_recomputation_by_what_the_speed
 
 def _batch(stack) -> tuple[str, dict[str, int]]:
     out = stack.run("batch", "--quiet", timeout=600).stdout
+    print(out)  # the run's duration, rows changed and boundary, for the log
     match = re.search(r"batch run ok in [\d.]+ s: rows changed (.*); boundary (\S+)", out)
     assert match is not None, out
     changed = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(1))}
@@ -313,7 +322,9 @@ def _batch(stack) -> tuple[str, dict[str, int]]:
 
 def test_after_a_batch_run_and_a_second_serving_equals_a_full_recomputation_and_the_run_is_idempotent(stack, lake):
     settings = lake.settings
+    before = snapshots(settings)
     printed, changed = _batch(stack)
+    assert snapshots(settings) == {t: n + 1 for t, n in before.items()}, "each table replaced by one snapshot"
     assert changed["demand_minute"] > 0 and changed["orders_minute"] > 0
     first_boundary = boundary(settings)
     assert first_boundary is not None and printed == first_boundary.isoformat()
@@ -327,8 +338,10 @@ def test_after_a_batch_run_and_a_second_serving_equals_a_full_recomputation_and_
 
     for run in ("first", "second"):
         if run == "second":
+            before = snapshots(settings)
             printed, changed = _batch(stack)
             assert changed == {"demand_minute": 0, "orders_minute": 0}, "a rerun changes no row"
+            assert snapshots(settings) == before, "a rerun commits nothing"
             assert boundary(settings) == first_boundary and printed == first_boundary.isoformat()
             assert batch_tables(settings) == tables, "a rerun gives the same tables"
         for view, truth in (
