@@ -32,6 +32,10 @@ COMMANDS: dict[tuple[str | None, str], tuple[str, str]] = {
     ("lake", "stats"): ("airlake.lake.stats", "print per-table statistics"),
     ("lake", "init"): ("airlake.lake.tables", "create the namespaces and tables"),
     (None, "demo"): ("airlake.demo", "run the end-to-end demo on the configured profile"),
+    (None, "batch"): (
+        "airlake.batch",
+        "run the batch layer on Trino (dbt): recompute batch.* from raw, then advance the boundary",
+    ),
     ("stack", "install"): ("airlake.stack.install", "download and build the native stack's components into the cache"),
     ("stack", "up"): ("airlake.stack.up", "start the native stack under supervisord and wait until it is healthy"),
     ("stack", "down"): ("airlake.stack.down", "stop the native stack's supervisord and its services"),

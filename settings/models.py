@@ -163,6 +163,14 @@ class SupersetSettings(Section):
     secret_key: SecretStr = SecretStr("")
 
 
+class DbtSettings(Section):
+    """dbt, in its own virtual environment in the stack's cache (its dependencies clash with Beam's)."""
+
+    version: str = "1.11.16"
+    trino_adapter_version: str = "1.11.0"
+    threads: int = 2
+
+
 class StackSettings(Section):
     """The native stack. Downloads and builds are shared by checkouts in ``cache_dir``; runtime state lives in
     ``{state_dir}/stack``."""
@@ -176,6 +184,7 @@ class StackSettings(Section):
     ferretdb: FerretdbSettings = FerretdbSettings()
     trino: TrinoSettings = TrinoSettings()
     superset: SupersetSettings = SupersetSettings()
+    dbt: DbtSettings = DbtSettings()
 
 
 class ProfileSettings(Section):

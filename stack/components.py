@@ -271,6 +271,22 @@ def install_superset(layout: Layout) -> str:
     return f"Superset {version} ({layout.superset_venv})"
 
 
+def install_dbt(layout: Layout) -> str:
+    """dbt-core with the dbt-trino adapter in a virtual environment of its own (its pins clash with Beam's)."""
+    from airlake.stack.dbt import dbt_executable, dbt_home
+
+    home, version = dbt_home(layout), layout.version("dbt")
+    adapter = layout.settings.stack.dbt.trino_adapter_version
+    if not (is_installed(home) and dbt_executable(layout).is_file()):
+        _begin(home)
+        venv = home / "venv"
+        _run([sys.executable, "-m", "venv", str(venv)], what="creating dbt's venv")
+        pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-cache-dir"]
+        _run([*pip, f"dbt-core=={version}", f"dbt-trino=={adapter}"], what="pip install dbt-core dbt-trino")
+        _finish(home, f"{version} {adapter}")
+    return f"dbt-core {version} with dbt-trino {adapter} ({dbt_executable(layout)})"
+
+
 INSTALLERS: dict[str, Callable[[Layout], str]] = {
     "postgres": install_postgres,
     "seaweedfs": install_seaweedfs,
@@ -278,6 +294,7 @@ INSTALLERS: dict[str, Callable[[Layout], str]] = {
     "trino": install_trino,
     "trino-cli": install_trino_cli,
     "superset": install_superset,
+    "dbt": install_dbt,
 }
 
 

@@ -31,5 +31,8 @@ def test_the_wheel_holds_only_the_airlake_namespace_with_its_data(tmp_path: Path
         "airlake/pipelines/speed.py",
         "airlake/stack/trino/etc/catalog/iceberg.properties",
         "airlake/bench/ingest.py",
+        "airlake/dbt_project/dbt_project.yml",  # the dbt project of sql/, which `airlake sql apply` runs
+        "airlake/dbt_project/models/serving/orders_minute.sql",
+        "airlake/dbt_project/macros/generate_schema_name.sql",
     ):
         assert expected in names, expected
