@@ -42,3 +42,25 @@ def test_a_backfilled_day_reads_back_through_trino_and_a_rerun_adds_nothing(stac
 
     other = stack.run(*args[:-2], "12", "--json", check=False, timeout=600)
     assert other.returncode == 1 and "already holds a backfill of seed 11" in other.stderr
+
+
+def test_dbt_build_passes_every_schema_test_on_a_backfilled_lake(stack):
+    """``airlake sql apply`` (``dbt build``: every model and its tests) on the lake a backfill filled."""
+    # The arguments of the test above, one day further back: alone it fills both days, after it the older one.
+    args = ("--profile", "local", "backfill", "--days", "2", "--orders-per-day", "2000", "--seed", "11", "--json")
+    assert summary(stack.run(*args, timeout=900).stdout)["days_done"] >= 1
+    built = stack.run("--profile", "local", "sql", "apply", timeout=1800, check=False)
+    tail = built.stdout[-3000:]
+    assert built.returncode == 0, tail + built.stderr[-2000:]
+    assert "ERROR=0" in built.stdout and "SKIP=0" in built.stdout, tail
+    settings = stack.settings
+    backfilled_markets = "SELECT count(DISTINCT market) FROM iceberg.marts.orders WHERE order_id LIKE '%-bf'"
+    markets = query(settings, backfilled_markets, timeout=300)[0][0]
+    assert markets == len(set(settings.get("markets.wikis").values()))
+    [[orders, placed]] = query(
+        settings,
+        "SELECT (SELECT count(*) FROM iceberg.marts.orders WHERE order_id LIKE '%-bf'),"
+        " (SELECT count(DISTINCT order_id) FROM iceberg.raw.orders WHERE order_id LIKE '%-bf')",
+        timeout=300,
+    )
+    assert orders == placed  # one row per order in the mart
