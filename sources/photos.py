@@ -13,7 +13,8 @@ is first asked for and keeps a bounded cache, so generating photos never slows t
 :class:`PhotoFaults` turns a configurable share of photos (chosen from the id, so always the same ones) into the
 faults a CDN can serve: missing (404), truncated, not an image, a decompression bomb, oversized.
 
-Imports :mod:`sources.orders.entities` lazily (the menu; the order generator imports this module for
+Imports :mod:`sources.orders.entities` lazily (the menu and the cuisines' photo palettes, data in ``menu.yaml``; the
+order generator imports this module for
 :func:`proof_photo_id`); Pillow and numpy.
 """
 
@@ -64,29 +65,6 @@ FAULT_KINDS = ("missing", "truncated", "not_image", "bomb", "oversized")
 EXIF_DATETIME = 0x0132
 _SLUG = re.compile(r"[^a-z0-9]+")
 _STAMP = "%Y%m%dT%H%M%SZ"
-
-# A palette per cuisine (table, plate rim, food colours) for the dish-like composition; unknown cuisines get
-# the fallback.
-_PALETTES: dict[str, tuple[tuple[int, int, int], ...]] = {
-    "pizza": ((120, 78, 46), (236, 232, 222), (214, 170, 92), (196, 48, 36), (246, 226, 160), (70, 120, 50)),
-    "burgers": ((60, 48, 40), (230, 228, 220), (176, 110, 50), (110, 60, 30), (240, 200, 70), (90, 150, 60)),
-    "sushi": ((40, 40, 44), (24, 24, 24), (245, 245, 240), (232, 110, 80), (30, 60, 40), (250, 160, 120)),
-    "indian": ((150, 96, 60), (200, 160, 90), (220, 140, 40), (180, 70, 30), (250, 240, 220), (70, 130, 60)),
-    "chinese": ((130, 30, 30), (240, 240, 235), (200, 150, 70), (150, 80, 40), (100, 160, 80), (240, 220, 180)),
-    "thai": ((90, 120, 70), (235, 230, 220), (240, 200, 120), (220, 80, 50), (120, 170, 70), (250, 240, 210)),
-    "mexican": ((170, 90, 50), (220, 200, 150), (230, 190, 90), (190, 50, 40), (90, 150, 60), (120, 80, 50)),
-    "mediterranean": (
-        (200, 190, 170),
-        (245, 245, 240),
-        (230, 210, 150),
-        (150, 170, 80),
-        (200, 80, 60),
-        (250, 250, 240),
-    ),
-    "healthy": ((190, 200, 190), (250, 250, 250), (110, 170, 80), (230, 150, 60), (200, 60, 80), (240, 220, 150)),
-    "breakfast": ((180, 150, 110), (250, 250, 245), (250, 200, 60), (200, 130, 60), (250, 245, 235), (160, 80, 50)),
-}
-_FALLBACK_PALETTE = ((128, 110, 90), (240, 240, 240), (200, 150, 100), (150, 100, 60), (220, 200, 160), (90, 140, 70))
 
 
 def slug(text: str) -> str:
@@ -195,8 +173,10 @@ def render_dish(seed: int, subject: PhotoSubject, size: tuple[int, int], grain: 
     """A dish-like composition: a table, a plate, the food in the cuisine's colours, garnish (a PIL image)."""
     from PIL import Image, ImageDraw
 
+    from airlake.sources.orders.entities import PHOTO_FALLBACK_PALETTE, PHOTO_PALETTES
+
     rng = np.random.default_rng(_digest(seed, subject.photo_id))
-    table, rim, *food = _PALETTES.get(subject.cuisine, _FALLBACK_PALETTE)
+    table, rim, *food = PHOTO_PALETTES.get(subject.cuisine, PHOTO_FALLBACK_PALETTE)
     width, height = size
     image = Image.new("RGB", size, table)
     draw = ImageDraw.Draw(image)

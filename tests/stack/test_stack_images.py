@@ -27,8 +27,7 @@ from airlake.settings import load_settings
 from airlake.sources.photos import PhotoFaults, parse_photo_id, render_photo
 from tests.conftest import RECORDING_2018
 from tests.procs import Firehose
-
-from .conftest import AIRLAKE
+from tests.stack.conftest import AIRLAKE
 
 pytestmark = pytest.mark.stack
 
