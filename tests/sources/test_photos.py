@@ -222,3 +222,17 @@ def test_the_restaurant_catalog_lists_menus_with_photo_urls(server) -> None:
     assert one == restaurants[3]
     assert get(srv.url(RESTAURANTS_PATH + "?market=atlantis"))[0] == 404
     assert get(srv.url(RESTAURANTS_PATH + "/rst-new-york-9999/menu"))[0] == 404
+
+
+def test_raw_orders_keep_the_proof_photo_in_raw_json() -> None:
+    from datetime import UTC, datetime
+
+    from airlake.lake.schemas import ORDERS
+    from airlake.sources.normalize import order_row
+
+    demand = list(read_demand_file(RECORDING_2018))[:3000]
+    event = next(e for e in OrderGenerator(seed=SEED, markets={}).generate(demand) if e["event_type"] == DELIVERED)
+    data = json.dumps(event)
+    row = order_row(json.loads(data), raw=data, sse_id=None, ingested_at=datetime.now(UTC))
+    assert set(row) == set(ORDERS.schema.names)  # no new column: existing lakes need no schema change
+    assert json.loads(row["raw_json"])["proof_photo_id"] == event["proof_photo_id"]
