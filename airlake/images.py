@@ -76,10 +76,8 @@ def main(args: argparse.Namespace, settings: Any) -> int:
                 return 0
             stats = store.stats()
     except pymongo.errors.PyMongoError as exc:
-        print(
-            f"airlake images: the side store at {mongo_uri(settings)} can't be reached: {str(exc).split(' (configured')[0]}",
-            file=sys.stderr,
-        )
+        reason = str(exc).split(" (configured")[0]  # pymongo appends its timeouts and topology
+        print(f"airlake images: the side store at {mongo_uri(settings)} can't be reached: {reason}", file=sys.stderr)
         return 2
     print(json.dumps(stats, indent=1) if args.json else format_stats(stats))
     return 0

@@ -5,11 +5,13 @@ Works against FerretDB 1.24 (the native stack) and MongoDB (compose); uses nothi
 ``stack.ferretdb.database``:
 
 - ``images``: ``{_id: sha256, kind, width, height, format, content_type, byte_size, phash, dominant_colour,
-  exif_time (only when present), file_id, created_at, photo_ids: [...], source_urls: [...], owners: [{order_id, menu_item_id,
-  restaurant_id, courier_id, market}], order_ids, menu_item_ids, restaurant_ids, courier_ids, markets}``;
+  exif_time (only when present), file_id, created_at, photo_ids: [...], source_urls: [...],
+  owners: [{order_id, menu_item_id, restaurant_id, courier_id, market}], order_ids, menu_item_ids, restaurant_ids,
+  courier_ids, markets}``;
   the flat ``*_ids`` lists are indexed (an order's photo by ``order_ids``).
 - ``fs.files`` / ``fs.chunks``: GridFS, one file per image (``filename`` is the SHA-256).
-- ``rejects``: ``{_id: sha256 or "url:<url>", reason, detail, kind, photo_ids, source_urls, owners..., created_at}``.
+- ``rejects``: ``{_id, reason, detail, kind, photo_ids, source_urls, owners..., created_at}``; ``_id`` is the
+  SHA-256, or ``photo:<photo id>`` (else ``url:<url>``) for a reject without bytes.
 
 :meth:`SideStore.put` is idempotent: the same bytes twice are one document and one GridFS file, and owner keys are
 added with ``$addToSet``. The bytes are written before the document (a document always has its bytes); a file left
@@ -223,13 +225,18 @@ class SideStore:
         source_url: str | None = None,
     ) -> str:
         """Records a rejected image (from :func:`lake.images.validate`, or a fetch ``reason`` such as
-        :data:`NOT_FOUND`), once per content hash (or per URL when there were no bytes); returns its ``_id``."""
+        :data:`NOT_FOUND`), once per content hash, or when there were no bytes once per photo id (else URL); returns
+        its ``_id``."""
         if rejection is not None:
             reason, detail, key = rejection.reason, rejection.detail, rejection.sha256
         elif reason is None:
             raise ValueError("a rejection or a reason is needed")
+        elif photo_id:
+            key = f"photo:{photo_id}"
+        elif source_url:
+            key = f"url:{source_url}"
         else:
-            key = f"url:{source_url or photo_id}"
+            raise ValueError("a reject without bytes needs a photo_id or a source_url")
         owner_docs, flat = _owner_lists(owners)
         additions = _add_to_sets(
             {
