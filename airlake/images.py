@@ -18,6 +18,9 @@ STATS = "stats"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of ``images get`` or ``images stats`` (told apart by the parser's name)."""
+    parser.add_argument(
+        "--timeout", type=float, default=10.0, metavar="S", help="seconds to wait for the side store (default 10)"
+    )
     if parser.prog.split()[-1] == GET:
         parser.add_argument("image_id", metavar="ID", help="the image's SHA-256, or the source's photo id")
         parser.add_argument(
@@ -54,7 +57,7 @@ def main(args: argparse.Namespace, settings: Any) -> int:
 
     command = getattr(args, "subcommand", STATS)
     try:
-        with SideStore.from_settings(settings) as store:
+        with SideStore.from_settings(settings, timeout=args.timeout) as store:
             if command == GET:
                 try:
                     document, data = store.read(args.image_id)

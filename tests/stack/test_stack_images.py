@@ -106,7 +106,7 @@ def test_photos_round_trip_from_the_firehose_through_the_side_store(stack, store
     )
     try:
         menus = requests.get(f"{firehose.base}/v1/restaurants?market=springfield", timeout=120).json()["restaurants"]
-        events = delivered_events(firehose.url, 30)
+        events = delivered_events(firehose.url, 24)
         jobs = [
             (
                 item["photo_url"],
@@ -114,7 +114,7 @@ def test_photos_round_trip_from_the_firehose_through_the_side_store(stack, store
                 item["photo_id"],
                 {"menu_item_id": item["menu_item_id"], "restaurant_id": r["restaurant_id"], "market": r["market"]},
             )
-            for r in menus[:8]
+            for r in menus[:4]
             for item in r["menu"]
         ]
         jobs += [
@@ -250,6 +250,6 @@ def test_images_get_and_stats_through_the_command_line(stack, store_env, tmp_pat
 
 def test_an_unreachable_side_store_is_a_clear_error(stack, tmp_path: Path) -> None:
     env = {**stack.env, "AIRLAKE__STACK__FERRETDB__PORT": "1"}
-    proc = airlake(stack, env, "images", "stats")
+    proc = airlake(stack, env, "images", "stats", "--timeout", "1")
     assert proc.returncode == 2
     assert "the side store at mongodb://127.0.0.1:1/ can't be reached" in proc.stderr
