@@ -41,6 +41,8 @@ COMMANDS: dict[tuple[str | None, str], tuple[str, str]] = {
     ("stack", "down"): ("airlake.stack.down", "stop the native stack's supervisord and its services"),
     ("stack", "status"): ("airlake.stack.status", "print each service of the native stack, its port, pid and health"),
     ("stack", "logs"): ("airlake.stack.logs", "print the tail of a service's log"),
+    ("images", "get"): ("airlake.images", "write an image's bytes from the side store to a file"),
+    ("images", "stats"): ("airlake.images", "print the side store's images and bytes per kind and format, and rejects"),
     ("config", "show"): ("airlake.config_show", "print every resolved setting and where its value came from"),
     (None, "sql"): ("airlake.sql", "run a query on the stack's Trino, open Trino's CLI, or build the dbt project"),
     (None, "maintain"): ("airlake.maintain", "compact every Iceberg table, expire old snapshots, remove orphan files"),
@@ -64,6 +66,7 @@ GROUP_HELP = {
     "lake": "the Iceberg tables",
     "stack": "the native server stack (PostgreSQL, SeaweedFS S3, FerretDB, Trino, Superset)",
     "config": "the resolved settings",
+    "images": "the image side store (documents and bytes in FerretDB/MongoDB)",
 }
 
 

@@ -36,6 +36,7 @@ from airlake.settings.models import (
     WIKIMEDIA_URL,
     AirlakeModel,
     FirehoseSettings,
+    ImagesSettings,
     MaintenanceSettings,
     MarketsSettings,
     PipelineSettings,
@@ -244,6 +245,7 @@ class Settings:
     markets: MarketsSettings
     pipeline: PipelineSettings
     maintenance: MaintenanceSettings
+    images: ImagesSettings
     stack: StackSettings
 
     def __getattr__(self, name: str) -> Any:

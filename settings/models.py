@@ -115,6 +115,17 @@ class MaintenanceSettings(Section):
     """How long one maintenance statement may run."""
 
 
+class ImagesSettings(Section):
+    """What a stored image may be (checked by ``airlake.lake.images.validate``)."""
+
+    allowed_formats: list[str] = Field(default_factory=lambda: ["JPEG", "PNG", "WEBP"])
+    """Pillow format names."""
+    max_bytes: int = 4_000_000
+    """A larger file is rejected unread (``too_many_bytes``)."""
+    max_pixels: int = 40_000_000
+    """Width times height above this is rejected before decoding (``too_many_pixels``: a decompression bomb)."""
+
+
 class PostgresSettings(Section):
     port: int = 15432
     user: str = "airlake"
@@ -145,6 +156,8 @@ class SeaweedfsSettings(Section):
 class FerretdbSettings(Section):
     version: str = "1.24.0"
     port: int = 27017
+    database: str = "airlake"
+    """The database of the image side store (documents in ``images``, bytes in GridFS, ``rejects``)."""
 
 
 class TrinoSettings(Section):
@@ -237,5 +250,6 @@ class AirlakeModel(Section):
     markets: MarketsSettings = MarketsSettings()
     pipeline: PipelineSettings = PipelineSettings()
     maintenance: MaintenanceSettings = MaintenanceSettings()
+    images: ImagesSettings = ImagesSettings()
     stack: StackSettings = StackSettings()
     profiles: dict[str, ProfileSettings] = Field(default_factory=_default_profiles)

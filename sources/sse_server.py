@@ -22,7 +22,8 @@ output.
 
 Fault injection (:class:`Faults`) and pacing (:class:`Pacing`) apply per connection. ``GET /healthz`` answers
 200 with JSON (the streams and their log identities), ``GET /stats`` the counters of every stream, its
-``log_id`` and the log's own ``stats()`` when it has one.
+``log_id`` and the log's own ``stats()`` when it has one. Plain HTTP routes (:meth:`SseServer.add_route`) serve
+anything else under a path prefix, such as the order firehose's photos.
 """
 
 from __future__ import annotations
@@ -303,8 +304,23 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(200, owner.stats)
         elif url.path in owner._streams:
             self._serve_stream(owner, owner._streams[url.path], parse_qs(url.query))
+        elif (route := owner._route(url.path)) is not None:
+            self._serve_route(route, url.path, parse_qs(url.query))
         else:
             self._json(404, {"error": f"no stream at {url.path}", "streams": sorted(owner._streams)})
+
+    def _serve_route(self, route: Route, path: str, query: dict[str, list[str]]) -> None:
+        try:
+            status, headers, body = astuple_response(route(path, query, dict(self.headers.items())))
+        except Exception:  # a broken handler answers 500; the server goes on
+            logger.exception("route %s failed", path)
+            status, headers, body = 500, {"Content-Type": "application/json"}, b'{"error": "internal error"}\n'
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def _serve_stream(self, owner: SseServer, stream: _Stream, query: dict[str, list[str]]) -> None:
         try:
@@ -402,6 +418,16 @@ def _abort(sock: socket.socket) -> None:
         sock.shutdown(socket.SHUT_RDWR)
 
 
+Route = Callable[[str, Mapping[str, list[str]], Mapping[str, str]], Any]
+"""A plain HTTP handler: ``(path, query, request headers)`` to an object with ``status``, ``headers`` (a dict) and
+``body`` (bytes), such as :class:`sources.photos.Response`."""
+
+
+def astuple_response(response: Any) -> tuple[int, dict[str, str], bytes]:
+    """``(status, headers, body)`` of what a :data:`Route` returned."""
+    return int(response.status), dict(response.headers), bytes(response.body)
+
+
 class _HttpServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -418,6 +444,7 @@ class SseServer:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self._streams: dict[str, _Stream] = {}
+        self._routes: dict[str, tuple[Route, Callable[[], Mapping[str, Any]] | None]] = {}
         self._connections: dict[socket.socket, threading.Event] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -448,6 +475,19 @@ class SseServer:
         suffix = b',"log":%s}]' % json.dumps(log_id).encode()
         self._streams[path] = _Stream(path, log, pacing, faults, prefix, suffix, log_id)
 
+    def add_route(self, prefix: str, handler: Route, stats: Callable[[], Mapping[str, Any]] | None = None) -> None:
+        """Answers plain ``GET`` requests for ``prefix`` and the paths under it with ``handler``; ``stats`` (if given)
+        shows at ``/stats`` under ``prefix``."""
+        if not prefix.startswith("/") or prefix in ("/healthz", "/stats") or prefix in self._streams:
+            raise ValueError(f"invalid route prefix {prefix!r}")
+        self._routes[prefix] = (handler, stats)
+
+    def _route(self, path: str) -> Route | None:
+        for prefix, (handler, _) in self._routes.items():
+            if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
+                return handler
+        return None
+
     @property
     def stats(self) -> dict[str, Any]:
         """Per path: connections, active, events_sent, drops, stalls, log_id, and the log's ``stats()`` if any."""
@@ -462,6 +502,9 @@ class SseServer:
             if isinstance(log_stats, Mapping):
                 entry["log"] = dict(log_stats)
             result[path] = entry
+        for prefix, (_, route_stats) in self._routes.items():
+            if route_stats is not None:
+                result[prefix] = dict(route_stats())
         return result
 
     def start(self) -> None:

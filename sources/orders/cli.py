@@ -1,6 +1,7 @@
-"""``airlake firehose orders``: its flags, its pacing and its main, which serves an :class:`OrderLog` over SSE.
+"""``airlake firehose orders``: its flags, its pacing and its main, which serves an :class:`OrderLog` over SSE, and
+beside it the photos (``/v1/photos/{id}``) and the restaurant catalog (``/v1/restaurants``) of :mod:`sources.photos`.
 
-Imports the other modules of :mod:`sources.orders` and :mod:`sources.sse_server`; the CLI registry in
+Imports the other modules of :mod:`sources.orders`, :mod:`sources.photos` and :mod:`sources.sse_server`; the CLI registry in
 :mod:`airlake.cli` reaches it through :mod:`sources.orders`.
 """
 
@@ -12,6 +13,14 @@ from typing import Any
 
 from airlake.sources.orders.generator import generator_from_settings
 from airlake.sources.orders.log import DEFAULT_RETENTION, OrderLog
+from airlake.sources.photos import (
+    OVERSIZED_BYTES,
+    PHOTOS_PATH,
+    RESTAURANTS_PATH,
+    PhotoFaults,
+    PhotoService,
+    RestaurantCatalog,
+)
 from airlake.sources.sse_server import Pacing, add_pacing_arguments
 from airlake.sources.sse_server import pacing_from_args as sse_pacing_from_args
 
@@ -45,6 +54,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="fault: close each connection abruptly after every N events sent on it",
     )
+    for kind, what in (
+        ("missing", "answered 404"),
+        ("truncated", "cut short"),
+        ("not-image", "a text page instead"),
+        ("bomb", "a decompression bomb (a 900-megapixel PNG)"),
+        ("oversized", f"a {OVERSIZED_BYTES / 1e6:g} MB JPEG"),
+    ):
+        parser.add_argument(
+            f"--photo-{kind}-every",
+            type=int,
+            default=0,
+            metavar="N",
+            help=f"fault: about one photo in N is {what} (chosen by its id, so always the same photos)",
+        )
+    parser.add_argument(
+        "--photo-base-url",
+        default="",
+        metavar="URL",
+        help="base of the proof_photo_url of delivered events (a CDN); default: the path /v1/photos/{id}",
+    )
+    parser.add_argument(
+        "--photo-cache-mb",
+        type=float,
+        default=64,
+        metavar="MB",
+        help="rendered photos kept in memory (default 64 MB); photos are rendered on first request",
+    )
     parser.add_argument(
         "--retention",
         type=int,
@@ -57,6 +93,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def pacing_from_args(args: argparse.Namespace) -> Pacing:
     """The pacing of ``airlake firehose orders``: none unless ``--rate`` or ``--speedup`` asks for it."""
     return sse_pacing_from_args(args, None)
+
+
+def photo_faults_from_args(args: argparse.Namespace) -> PhotoFaults:
+    """The photo faults of the ``--photo-<kind>-every`` flags.
+
+    Raises:
+        ValueError: a negative value.
+    """
+    return PhotoFaults(
+        missing_every=args.photo_missing_every,
+        truncated_every=args.photo_truncated_every,
+        not_image_every=args.photo_not_image_every,
+        bomb_every=args.photo_bomb_every,
+        oversized_every=args.photo_oversized_every,
+    )
 
 
 def main(args: argparse.Namespace, settings: Any) -> int:
@@ -74,7 +125,12 @@ def main(args: argparse.Namespace, settings: Any) -> int:
 
     try:
         pacing = pacing_from_args(args)
-        generator = generator_from_settings(settings, seed=args.seed, orders_per_edit=args.orders_per_edit)
+        generator = generator_from_settings(
+            settings, seed=args.seed, orders_per_edit=args.orders_per_edit, photo_base_url=args.photo_base_url
+        )
+        faults = photo_faults_from_args(args)
+        if args.photo_cache_mb < 0:
+            raise ValueError("--photo-cache-mb must not be negative")
     except ValueError as exc:
         print(f"airlake firehose orders: {exc}", flush=True)
         return 2
@@ -105,13 +161,19 @@ def main(args: argparse.Namespace, settings: Any) -> int:
         print(f"airlake firehose orders: cannot listen on {host}:{port}: {exc}", flush=True)
         return 2
     server.add_stream(STREAM_PATH, log, pacing=pacing, faults=Faults(drop_every=args.drop_every))
+    photos = PhotoService(generator.seed, faults, cache_bytes=int(args.photo_cache_mb * 1e6))
+    server.add_route(PHOTOS_PATH, photos.handle, photos.stats_dict)
+    markets = [*settings.markets.wikis.values(), settings.markets.default]
+    catalog = RestaurantCatalog(generator.seed, generator.market, markets, args.photo_base_url or server.url())
+    server.add_route(RESTAURANTS_PATH, catalog.handle)
     log.start()
     try:
         return serve_until_stopped(
             server,
             lambda: (
                 f"orders firehose serving at {server.url(STREAM_PATH)} (demand {demand_name}, seed"
-                f" {generator.seed}, log {log.log_id}, {generator.orders_per_edit:g} orders per edit); stats at"
+                f" {generator.seed}, log {log.log_id}, {generator.orders_per_edit:g} orders per edit); photos at"
+                f" {server.url(PHOTOS_PATH)}{{id}}, restaurants at {server.url(RESTAURANTS_PATH)}; stats at"
                 f" {server.url('/stats')}"
             ),
             "orders firehose stopped",

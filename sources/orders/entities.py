@@ -91,6 +91,16 @@ CUISINES: dict[str, tuple[tuple[str, ...], tuple[tuple[str, str, float], ...]]] 
     for cuisine, entry in _MENU["cuisines"].items()
 }
 CUISINE_NAMES = tuple(CUISINES)
+Colour = tuple[int, int, int]
+PHOTO_PALETTES: dict[str, tuple[Colour, ...]] = {
+    cuisine: tuple((int(r), int(g), int(b)) for r, g, b in entry["photo_palette"])
+    for cuisine, entry in _MENU["cuisines"].items()
+    if entry.get("photo_palette")
+}
+"""Per cuisine, the colours of its menu photos (table, plate, the food, the garnish last): see sources/photos.py."""
+PHOTO_FALLBACK_PALETTE: tuple[Colour, ...] = tuple(
+    (int(r), int(g), int(b)) for r, g, b in _MENU["photo_fallback_palette"]
+)
 COURSE_WEIGHTS: dict[str, float] = {course: float(weight) for course, weight in _MENU["course_weights"].items()}
 
 

@@ -1,7 +1,7 @@
 """The order generator: demand events in, order lifecycle events out, as a pure function of (seed, demand, settings).
 
 Holds :class:`OrderGenerator`, its :class:`Lifecycle` and the event ids and times. Imports
-:mod:`sources.orders.entities` and :mod:`sources.events` (the order event types, the canary test); numpy draws the
+:mod:`sources.orders.entities`, :mod:`sources.photos` (the proof photo's id) and :mod:`sources.events` (the order event types, the canary test); numpy draws the
 order counts.
 """
 
@@ -32,6 +32,7 @@ from airlake.sources.events import (
     uuid5,
 )
 from airlake.sources.orders.entities import Market, build_market, market_mapping
+from airlake.sources.photos import PHOTOS_PATH, proof_photo_id
 
 SCHEMA_VERSION = 1
 EVENT_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://herecomestheairplane.example/airlake/orders")
@@ -163,6 +164,7 @@ class OrderGenerator:
         couriers: int = 60,
         customers: int = 5_000,
         id_namespace: str = "",
+        photo_base_url: str = "",
     ) -> None:
         """Creates a generator.
 
@@ -179,11 +181,15 @@ class OrderGenerator:
             customers: customers per market.
             id_namespace: appended to every order id (``ord-...-<nnnn>-<namespace>``) when not empty, so that
                 generators over different demand give different ids (see ``docs/orders.md``).
+            photo_base_url: the base of the ``proof_photo_url`` of ``delivered`` events (a CDN's
+                ``https://host``); empty: the URL is the path ``/v1/photos/{id}``, resolved against the firehose's
+                URL (so the events do not depend on the port it listens on).
         """
         if orders_per_edit < 0:
             raise ValueError("orders_per_edit must not be negative")
         self.seed = seed
         self.id_namespace = id_namespace
+        self.photo_base_url = photo_base_url.rstrip("/")
         self._wikis, self._default_market = market_mapping(markets if markets is not None else {})
         self.orders_per_edit = orders_per_edit
         self.lifecycle = lifecycle or Lifecycle()
@@ -228,6 +234,7 @@ class OrderGenerator:
             "lateness_ms": self._lateness_ms,
             "entities": self._entity_sizes,
             "id_namespace": self.id_namespace,
+            **({"photo_base_url": self.photo_base_url} if self.photo_base_url else {}),
         }
 
     @property
@@ -405,6 +412,9 @@ class OrderGenerator:
         event["currency"] = order.currency
         if event_type == DELIVERED:
             event["delivery_minutes"] = round((at_ms - order.placed_ms) / MINUTE_MS, 2)
+            photo = proof_photo_id(order.order_id, at_ms)
+            event["proof_photo_id"] = photo
+            event["proof_photo_url"] = f"{self.photo_base_url}{PHOTOS_PATH}{photo}"
         if event_type == CANCELLED:
             event["cancel_reason"] = reason
             event["cancelled_stage"] = (PLACED, ACCEPTED, PICKED_UP)[number - 1]
