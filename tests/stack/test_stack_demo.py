@@ -44,5 +44,7 @@ def test_demo_ingests_both_firehoses_shows_trino_counts_and_prints_the_superset_
     for table in ("raw.recentchange", "raw.orders"):
         added = after[table]["rows"] - before[table].get("rows", 0)
         assert added > 0, table
-        assert after[table]["rows"] == after[table]["distinct_ids"], table
+        # The demo adds no duplicate (the batch-layer test leaves a few older than the dedupe cache on purpose).
+        new_ids = after[table]["distinct_ids"] - before[table].get("distinct_ids", 0)
+        assert added == new_ids, table
     assert after["raw.dead_letters"]["rows"] == before["raw.dead_letters"].get("rows", 0)
