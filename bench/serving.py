@@ -188,7 +188,9 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     report = run_once(settings, quiet=True)
     result["batch_run_s"] = round(time.perf_counter() - started, 1)
-    result["boundary"] = str(getattr(report, "boundary", ""))
+    result["boundary"] = str(report.boundary)
+    if report.status != 0:
+        raise SystemExit(f"the batch run failed ({report.line()}); its dbt log is above")
     views = ["run", "--select", "path:models/staging path:models/marts path:models/serving"]
     status = dbt.run(settings, views, out=lambda line: None)
     if status != 0:

@@ -7,9 +7,11 @@ The programs are rendered into ``supervisord.conf`` by :mod:`stack.supervisor`; 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from airlake.settings import ConfigError
 from airlake.stack.layout import SUPERSET_CONFIG, TRINO_CATALOG_DIR, Layout, find_java_home, find_postgres_bindir
 
 TRINO_ENV_VARS = (
@@ -53,6 +55,20 @@ def host(layout: Layout) -> str:
 def port(layout: Layout, service: str) -> int:
     stack = layout.settings.stack
     return stack.seaweedfs.s3_port if service == "seaweedfs" else int(getattr(stack, service).port)
+
+
+def trino_query_memory(heap: str) -> tuple[str, str]:
+    """Trino's query memory limits from its JVM heap (``stack.trino.heap``, e.g. ``2G`` or ``1536M``): per node
+    3/8 of the heap (2 GB gives Trino's usual 768 MB, the rest is headroom), per query half of it, in MB.
+
+    Raises:
+        ConfigError: the heap is not a size in M or G.
+    """
+    match = re.fullmatch(r"\s*(\d+)\s*([MmGg])\s*", heap)
+    if match is None:
+        raise ConfigError(f"stack.trino.heap is {heap!r}: a size such as 2G or 1536M is expected")
+    megabytes = int(match.group(1)) * (1024 if match.group(2) in "Gg" else 1)
+    return f"{megabytes * 3 // 8}MB", f"{megabytes // 2}MB"
 
 
 def postgres_socket_dir(layout: Layout) -> Path:
@@ -233,6 +249,13 @@ def render_trino_etc(layout: Layout) -> list[str]:
         "@CATALOG_DIR@": str(trino_catalog_dir(layout)),
         "@DATA_DIR@": str(trino / "data"),
         "@HEAP@": layout.settings.stack.trino.heap,
+        **dict(
+            zip(
+                ("@QUERY_MAX_MEMORY_PER_NODE@", "@QUERY_MAX_MEMORY@"),
+                trino_query_memory(layout.settings.stack.trino.heap),
+                strict=True,
+            )
+        ),
     }
     for template in sorted(TRINO_ETC_TEMPLATES.glob("*.in")):
         text = template.read_text(encoding="utf-8")
