@@ -76,17 +76,13 @@ def print_report(report: TableReport) -> None:
 def run_once(settings: Settings, args: argparse.Namespace, stop: threading.Event) -> int:
     from airlake.catalog.trino import TrinoError
     from airlake.lake.maintenance import list_tables
-    from airlake.sql import NOT_RUNNING, trino_reachable, trino_url
+    from airlake.sql import not_running
 
     started = time.monotonic()
     try:
         tables = args.table or list_tables(settings)
     except TrinoError as exc:
-        reason = trino_reachable(settings)
-        if reason is not None:
-            print("airlake maintain: " + NOT_RUNNING.format(url=trino_url(settings), reason=reason), file=sys.stderr)
-        else:
-            print(f"airlake maintain: cannot list the tables: {exc}", file=sys.stderr)
+        print(not_running(settings, "maintain") or f"airlake maintain: cannot list the tables: {exc}", file=sys.stderr)
         return 1
     if not args.json:
         print_header(settings)

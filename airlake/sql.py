@@ -124,6 +124,15 @@ def trino_reachable(settings: Settings) -> str | None:
     return "still starting" if info.get("starting", True) else None
 
 
+def not_running(settings: Settings, command: str) -> str | None:
+    """``airlake <command>: Trino is not running at ...`` when Trino does not answer or is starting, else None:
+    what a command says when a Trino call failed and the reason may be a stack that is down."""
+    reason = trino_reachable(settings)
+    if reason is None:
+        return None
+    return f"airlake {command}: " + NOT_RUNNING.format(url=trino_url(settings), reason=reason)
+
+
 # ----- formatting -----------------------------------------------------------------------------------------------
 def to_json_value(value: Any) -> Any:
     """A JSON-able form of a Trino value (timestamps and dates in ISO 8601, decimals as numbers, bytes as hex)."""
@@ -278,9 +287,9 @@ def run_cli(settings: Settings) -> int:
     """Opens Trino's CLI on the stack; returns its exit status."""
     from airlake.settings import ConfigError
 
-    reason = trino_reachable(settings)
-    if reason is not None:
-        print("airlake sql: " + NOT_RUNNING.format(url=trino_url(settings), reason=reason), file=sys.stderr)
+    down = not_running(settings, "sql")
+    if down is not None:
+        print(down, file=sys.stderr)
         return 1
     try:
         command = trino_cli_command(settings)
@@ -300,11 +309,7 @@ def query_main(settings: Settings, statement: str, args: argparse.Namespace) -> 
     try:
         count = run_query(settings, statement, printer, timeout=args.timeout)
     except TrinoError as exc:
-        reason = trino_reachable(settings)
-        if reason is not None:
-            print("airlake sql: " + NOT_RUNNING.format(url=trino_url(settings), reason=reason), file=sys.stderr)
-        else:
-            print(f"airlake sql: {exc}", file=sys.stderr)
+        print(not_running(settings, "sql") or f"airlake sql: {exc}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # the reader (``| head``) has gone: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

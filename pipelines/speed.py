@@ -537,17 +537,12 @@ class SpeedPipeline:
     def expire(self) -> None:
         """Expires old snapshots, keeping this writer's newest ones whatever other writers committed on top.
 
-        Another writer (``airlake backfill``) may commit to the same table in between: a conflict leaves the
-        expiry to the next time.
+        Another writer (``airlake backfill``, ``airlake maintain``) may commit to the same table in between:
+        :func:`expire_snapshots` retries on the reloaded table and leaves the expiry to the next time if it keeps
+        meeting one.
         """
-        from pyiceberg.exceptions import CommitFailedException
-
-        for name, table in self.tables.items():
-            try:
-                expire_snapshots(table, self.keep_snapshots, writer=SPEED_WRITER)
-            except CommitFailedException as exc:
-                log.info("snapshot expiry of %s met a concurrent commit (%s); next time", name, exc)
-                table.refresh()
+        for table in self.tables.values():
+            expire_snapshots(table, self.keep_snapshots, writer=SPEED_WRITER)
 
     # ----- the loop -----------------------------------------------------------------------------------------
     def report(self, final: bool = False) -> None:
