@@ -35,6 +35,7 @@ from airlake.settings.models import (
     USER_AGENT,
     WIKIMEDIA_URL,
     AirlakeModel,
+    BatchSettings,
     FirehoseSettings,
     ImagesSettings,
     MaintenanceSettings,
@@ -245,6 +246,7 @@ class Settings:
     markets: MarketsSettings
     pipeline: PipelineSettings
     maintenance: MaintenanceSettings
+    batch: BatchSettings
     images: ImagesSettings
     stack: StackSettings
 

@@ -115,6 +115,15 @@ class MaintenanceSettings(Section):
     """How long one maintenance statement may run."""
 
 
+class BatchSettings(Section):
+    """``airlake batch``: the batch layer recomputes the days whose raw data changed, a step at a time."""
+
+    max_step_events: int = 2_000_000
+    """Raw events of one source that one step recomputes at most (a larger day is a step of its own). The staging
+    views' deduplication holds a step's events in Trino's memory: about 2 million fit the 768 MB that the default
+    2 GB heap gives a query (``stack.trino.heap``)."""
+
+
 class ImagesSettings(Section):
     """What a stored image may be (checked by ``airlake.lake.images.validate``)."""
 
@@ -250,6 +259,7 @@ class AirlakeModel(Section):
     markets: MarketsSettings = MarketsSettings()
     pipeline: PipelineSettings = PipelineSettings()
     maintenance: MaintenanceSettings = MaintenanceSettings()
+    batch: BatchSettings = BatchSettings()
     images: ImagesSettings = ImagesSettings()
     stack: StackSettings = StackSettings()
     profiles: dict[str, ProfileSettings] = Field(default_factory=_default_profiles)

@@ -23,7 +23,6 @@ from airlake.stack.layout import Layout
 
 PROJECT_DIR = Path(str(resources.files("airlake.dbt_project")))
 """The dbt project (``sql/`` of the checkout, shipped in the wheel as the package ``airlake.dbt_project``)."""
-"""The dbt project (``sql/`` of the checkout)."""
 
 PROFILE = "airlake"
 TARGET = "stack"
@@ -87,7 +86,14 @@ def _prepare(settings: Settings) -> tuple[Path, Path]:
     return exe, home
 
 
-def _command(exe: Path, home: Path, verb: list[str], settings: Settings, target: Path | None = None) -> list[str]:
+def _command(
+    exe: Path,
+    home: Path,
+    verb: list[str],
+    settings: Settings,
+    target: Path | None = None,
+    variables: dict[str, object] | None = None,
+) -> list[str]:
     return [
         str(exe),
         *verb,
@@ -100,7 +106,7 @@ def _command(exe: Path, home: Path, verb: list[str], settings: Settings, target:
         "--log-path",
         str(home / "logs"),
         "--vars",
-        json.dumps(project_vars(settings)),
+        json.dumps({**project_vars(settings), **(variables or {})}),
     ]
 
 
@@ -115,11 +121,19 @@ def _env() -> dict[str, str]:
 
 
 def run(
-    settings: Settings, verb: list[str], *, target: Path | None = None, out: Callable[[str], None] | None = None
+    settings: Settings,
+    verb: list[str],
+    *,
+    target: Path | None = None,
+    out: Callable[[str], None] | None = None,
+    variables: dict[str, object] | None = None,
 ) -> int:
-    """Runs one dbt command on the project, streaming its output line by line; returns dbt's exit status."""
+    """Runs one dbt command on the project, streaming its output line by line; returns dbt's exit status.
+
+    ``variables`` are dbt variables added to the project's (the batch layer's ``batch_days``, for one).
+    """
     exe, home = _prepare(settings)
-    cmd = _command(exe, home, verb, settings, target)
+    cmd = _command(exe, home, verb, settings, target, variables)
     write = out or (lambda line: print(line, flush=True))
     with subprocess.Popen(
         cmd, cwd=PROJECT_DIR, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1

@@ -85,3 +85,10 @@ def test_output_into_a_pipe_that_closes_early_ends_quietly(tmp_path):
     _, err = proc.communicate(timeout=120)
     assert "Traceback" not in err and "BrokenPipeError" not in err, err
     assert proc.returncode == 141
+
+
+def test_batch_on_the_embedded_profile_says_which_command_to_type(tmp_path):
+    """The batch layer plans from the stack's catalog: on the embedded lake it would plan from the wrong lake."""
+    result = _airlake(tmp_path, "batch")
+    assert result.returncode == 2
+    assert "airlake --profile local batch" in result.stderr and "Traceback" not in result.stderr

@@ -311,19 +311,24 @@ def test_before_the_batch_serving_differs_from_a_recomputation_by_what_the_speed
     assert len({k[1] for k in served}) >= 6, "several markets"
 
 
-def _batch(stack) -> tuple[str, dict[str, int]]:
-    out = stack.run("batch", "--quiet", timeout=600).stdout
-    print(out)  # the run's duration, rows changed and boundary, for the log
-    match = re.search(r"batch run ok in [\d.]+ s: rows changed (.*); boundary (\S+)", out)
+def _batch(stack, *options: str) -> tuple[str, dict[str, int], dict[str, int]]:
+    """One ``airlake batch``: the boundary it prints, the rows each MERGE changed, the days recomputed per source."""
+    out = stack.run("--profile", "local", "batch", "--quiet", *options, timeout=600).stdout
+    print(out)  # the run's duration, days, rows changed and boundary, for the log
+    match = re.search(
+        r"batch run ok in [\d.]+ s: days recomputed (.*) in \d+ step\(s\); rows changed (.*); boundary (\S+)", out
+    )
     assert match is not None, out
-    changed = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(1))}
-    return match.group(2), changed
+    days = {k: int(v) for k, v in re.findall(r"(\w+) (\d+)", match.group(1))}
+    changed = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(2))}
+    return match.group(3), changed, days
 
 
 def test_after_a_batch_run_and_a_second_serving_equals_a_full_recomputation_and_the_run_is_idempotent(stack, lake):
     settings = lake.settings
     before = snapshots(settings)
-    printed, changed = _batch(stack)
+    printed, changed, days = _batch(stack)
+    assert days == {"recentchange": 1, "orders": 1}, "the first run recomputes every day (the replay's one)"
     assert snapshots(settings) == {t: n + 1 for t, n in before.items()}, "each table replaced by one snapshot"
     assert changed["demand_minute"] > 0 and changed["orders_minute"] > 0
     first_boundary = boundary(settings)
@@ -339,7 +344,8 @@ def test_after_a_batch_run_and_a_second_serving_equals_a_full_recomputation_and_
     for run in ("first", "second"):
         if run == "second":
             before = snapshots(settings)
-            printed, changed = _batch(stack)
+            printed, changed, days = _batch(stack)
+            assert days == {"recentchange": 0, "orders": 0}, "nothing was written since: no day to recompute"
             assert changed == {"demand_minute": 0, "orders_minute": 0}, "a rerun changes no row"
             assert snapshots(settings) == before, "a rerun commits nothing"
             assert boundary(settings) == first_boundary and printed == first_boundary.isoformat()
@@ -350,6 +356,40 @@ def test_after_a_batch_run_and_a_second_serving_equals_a_full_recomputation_and_
         ):
             assert diff(serving(settings, view), truth) == {}, f"{run} run: serving.{view} vs raw"
             assert set(layers(settings, view)) == {"batch", "speed"}, "both sides of the boundary are served"
+
+
+def test_a_run_recomputes_only_the_days_written_since_the_last_one(stack, lake):
+    """Late rows for a day three days back and a copy of an event already counted: the next run recomputes those
+    two days of raw.recentchange and nothing of raw.orders, the old day lands below the boundary, the copy counts
+    once, and the boundary stays."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    settings = lake.settings
+    table = load_catalog(settings, "local").load_table("raw.recentchange")
+    sample = table.scan(limit=4).to_arrow()
+    late = sample.slice(0, 3)
+    shifted = pc.subtract(late["event_time"], pa.scalar(timedelta(days=3), pa.duration("us")))
+    at, ids = late.schema.get_field_index("event_time"), late.schema.get_field_index("event_id")
+    late = late.set_column(at, late.schema.field(at), shifted.cast(late.schema.field(at).type))
+    new_ids = pa.array([str(uuid.uuid4()) for _ in range(late.num_rows)], late.schema.field(ids).type)
+    late = late.set_column(ids, late.schema.field(ids), new_ids)
+    copy_of_counted = sample.slice(3, 1)  # same id and time as a row already in the batch tables
+    table.append(pa.concat_tables([late, copy_of_counted]))
+    first_boundary = boundary(settings)
+
+    printed, changed, days = _batch(stack)
+    assert days == {"recentchange": 2, "orders": 0}, "the late day and the copy's day, nothing else"
+    assert 1 <= changed["demand_minute"] <= 3 and changed["orders_minute"] == 0, changed
+    assert boundary(settings) == first_boundary and printed == first_boundary.isoformat(), "older rows stay below"
+    assert diff(serving(settings, "demand_minute"), demand_from_raw(settings, dedupe=True)) == {}
+    earliest = min(shifted.to_pylist()).replace(second=0, microsecond=0)
+    served = query(
+        settings,
+        "select layer, sum(events) from iceberg.serving.demand_minute"
+        f" where window_start < timestamp '{earliest + timedelta(days=1):%Y-%m-%d %H:%M:%S} UTC' group by 1",
+    )
+    assert served == [["batch", 3]], "the late day is served from the batch layer, each late row once"
 
 
 def test_dbt_build_passes_every_schema_test_on_the_replayed_lake(lake):

@@ -14,6 +14,7 @@ with
 recentchange as (
 
     select * from {{ ref('stg_recentchange') }}
+    where {{ batch_days('recentchange', 'event_time') }}
 
 ),
 
@@ -36,7 +37,8 @@ aggregated as (
 changed as (
 
     {{ changed_rows('aggregated', ['window_start', 'market', 'wiki'],
-                    ['events', 'edits', 'new_pages', 'bot_events', 'bytes_delta']) }}
+                    ['events', 'edits', 'new_pages', 'bot_events', 'bytes_delta'],
+                    current_filter=batch_days('recentchange', 'window_start')) }}
 
 ),
 

@@ -14,6 +14,7 @@ with
 orders as (
 
     select * from {{ ref('stg_orders') }}
+    where {{ batch_days('orders', 'event_time') }}
 
 ),
 
@@ -44,7 +45,8 @@ changed as (
 
     {{ changed_rows('aggregated', ['window_start', 'market'],
                     ['placed', 'accepted', 'picked_up', 'delivered', 'cancelled', 'gmv_placed', 'gmv_delivered',
-                     'delivery_minutes_sum']) }}
+                     'delivery_minutes_sum'],
+                    current_filter=batch_days('orders', 'window_start')) }}
 
 ),
 

@@ -10,7 +10,7 @@ ranked as (
 
     select
         *,
-        row_number() over (partition by event_id order by ingested_at, sse_id) as copy_number
+        row_number() over (partition by event_id, event_time order by ingested_at, sse_id) as copy_number
     from source
 
 ),
