@@ -24,6 +24,7 @@ TRINO_ENV_VARS = (
     "TRINO_S3_ACCESS_KEY",
     "TRINO_S3_SECRET_KEY",
     "TRINO_MONGODB_URL",
+    "TRINO_FS_CACHE_DIR",
 )
 """The variables that the committed catalog files read with ``${ENV:...}``."""
 
@@ -92,6 +93,7 @@ def trino_environment(layout: Layout) -> dict[str, str]:
         "TRINO_S3_ACCESS_KEY": str(s.require("stack.s3.access_key")),
         "TRINO_S3_SECRET_KEY": str(s.require("stack.s3.secret_key")),
         "TRINO_MONGODB_URL": f"mongodb://{h}:{port(layout, 'ferretdb')}/",
+        "TRINO_FS_CACHE_DIR": str(layout.data("trino") / "fs-cache"),
     }
 
 
