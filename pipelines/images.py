@@ -302,7 +302,8 @@ class StorePhotosFn(beam.DoFn):
         """(output tag, rows, owner rows) of one photo and every reference to it."""
         first = refs[0]
         kind, url = first["kind"], first["url"]
-        owners = [r["owner"] for r in refs if r.get("owner")]
+        unique = {owner_key(photo_id, r["owner"]): r["owner"] for r in refs if r.get("owner")}
+        owners = list(unique.values())  # a reference repeated (a retry, a replay) is one owner
         fetched = fetch_photo(self.session, url, self.config)
         if fetched.data is None:
             self.store.reject(

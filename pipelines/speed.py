@@ -547,6 +547,7 @@ class SpeedPipeline:
                 firings[name] = firing_table(self.states[name].table, values, fired_at, self.batch)
         raw = dict(staged.raw)
         images, properties = self.image_ready, {}
+        self.image_ready = None
         if images is not None:
             raw[DEAD_LETTERS.identifier] = pa.concat_tables([raw[DEAD_LETTERS.identifier], images["dead_letters"]])
         writes = {name: rows for name, rows in raw.items() if rows.num_rows}
@@ -573,7 +574,6 @@ class SpeedPipeline:
             self.progress.committed[name] = self.progress.committed.get(name, 0) + rows.num_rows
         self.progress.dead_letters += raw[DEAD_LETTERS.identifier].num_rows
         if images is not None:
-            self.image_ready = None
             self.progress.image_batches += 1
         return True
 
@@ -727,7 +727,13 @@ class SpeedPipeline:
 
     def commit_images(self) -> bool:
         """Commits a finished image batch on its own (no events arrived to carry it); returns False when stopped."""
-        if self.image_ready is None:
+        ready = self.image_ready
+        if ready is None:
+            return True
+        if ready["through"] is None and not any(
+            ready[name].num_rows for name in (IMAGES.identifier, IMAGE_OWNERS.identifier, "dead_letters")
+        ):
+            self.image_ready = None  # only photos the lake holds already (or their dead letters)
             return True
         self.batch += 1
         empty = StagedBatch(raw={t.identifier: staged_schema(t).empty_table() for t in RAW_TABLES}, aggregates={})
