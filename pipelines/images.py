@@ -74,6 +74,7 @@ class ImageConfig:
     backoff: float = 0.5
     max_batch_photos: int = 2_000
     menus: bool = True
+    menu_markets: tuple[str, ...] = ()
 
     @classmethod
     def from_settings(cls, settings: Any) -> ImageConfig:
@@ -90,6 +91,7 @@ class ImageConfig:
             backoff=images.fetch_backoff,
             max_batch_photos=images.max_batch_photos,
             menus=images.menus,
+            menu_markets=tuple(images.menu_markets),
         )
 
 
@@ -150,15 +152,19 @@ def refs_from_orders(orders: pa.Table, base_url: str) -> list[dict[str, Any]]:
     return found
 
 
-def refs_from_catalog(base_url: str, timeout: float = 30.0) -> list[dict[str, Any]]:
-    """The menu photo references of the restaurant catalog (``/v1/restaurants`` next to the orders firehose)."""
+def refs_from_catalog(base_url: str, timeout: float = 30.0, markets: Iterable[str] = ()) -> list[dict[str, Any]]:
+    """The menu photo references of the restaurant catalog (``/v1/restaurants`` next to the orders firehose), of
+    ``markets`` (all when empty)."""
     import requests
 
     url = urljoin(base_url, RESTAURANTS_PATH)
-    response = requests.get(url, timeout=timeout)
-    response.raise_for_status()
+    restaurants = []
+    for params in [{"market": m} for m in markets] or [{}]:
+        response = requests.get(url, params=params, timeout=timeout)
+        response.raise_for_status()
+        restaurants.extend(response.json().get("restaurants", []))
     found = []
-    for restaurant in response.json().get("restaurants", []):
+    for restaurant in restaurants:
         for item in restaurant.get("menu", []):
             if not item.get("photo_id") or not item.get("photo_url"):
                 continue

@@ -619,7 +619,9 @@ class SpeedPipeline:
             import requests
 
             try:
-                self.pending_refs.extend(refs_from_catalog(self.orders_url, timeout=self.images.timeout))
+                self.pending_refs.extend(
+                    refs_from_catalog(self.orders_url, self.images.timeout, self.images.menu_markets)
+                )
             except (requests.RequestException, ValueError) as exc:
                 log.warning("the restaurant catalog could not be read (%s): no menu photos this run", exc)
         self.image_worker = ImageWorker(self.images)

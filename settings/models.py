@@ -131,6 +131,8 @@ class ImagesSettings(Section):
     ``auto`` does on every profile but ``embedded`` (which has no servers), and only when the orders are read."""
     menus: bool = True
     """Also fetch the menu photos of the restaurant catalog (``/v1/restaurants`` of the orders firehose) at start."""
+    menu_markets: list[str] = Field(default_factory=list)
+    """The markets whose menus' photos are fetched (empty: every market the catalog lists)."""
     fetch_concurrency: int = 8
     """Photos fetched, validated and stored at once (threads of the image step)."""
     fetch_timeout: float = 10.0
