@@ -49,12 +49,12 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 
 
 def noise_jpeg(index: int, kb: int) -> bytes:
-    """A distinct JPEG of about ``kb`` KB (noise at quality 90: about 2.2 bytes per pixel)."""
+    """A distinct JPEG of about ``kb`` KB (noise at quality 90: about 0.93 bytes per pixel)."""
     import numpy as np
     from PIL import Image
 
     rng = np.random.default_rng(index)
-    side = int((kb * 1024 / 2.2) ** 0.5)
+    side = int((kb * 1024 / 0.93) ** 0.5)
     pixels = rng.integers(0, 256, size=(side * 3 // 4, side * 4 // 3, 3), dtype=np.uint8)
     out = io.BytesIO()
     Image.fromarray(pixels).save(out, "JPEG", quality=90)
