@@ -11,7 +11,7 @@ FerretDB and lake; start it with ``airlake stack up``), in a fresh side-store da
    from the firehose): the p50/p95 of the orders' received-to-committed lag of each run. The lake tables are purged
    before each run (only run it on a benchmark stack).
 3. **read**: latency p50/p95 of fetching an order's photo by order id (``SideStore.for_order`` then the GridFS
-   bytes), for every stored proof photo of the lag run.
+   bytes), for ``--reads`` stored proof photos (of the lag run, else of the store section).
 4. **collection statistics** of ``images``, ``fs.files`` and ``fs.chunks`` (``collStats``) and the database's
    (``dbStats``).
 
@@ -215,6 +215,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--kb", type=int, default=100, help="their size in KB (default: %(default)s)")
     p.add_argument("--speedup", type=float, default=10.0, help="pace of the recording in the lag runs (default: 10)")
     p.add_argument("--orders-per-edit", type=float, default=0.2, help="orders per demand event (default: 0.2)")
+    p.add_argument("--reads", type=int, default=50, help="orders whose photo is read back (default: %(default)s)")
     p.add_argument("--skip-lag", action="store_true", help="only the store, read and statistics sections")
     p.add_argument("--out", type=Path, help="JSON results (default: bench/results/images-<timestamp>.json)")
     return p.parse_args(argv)
@@ -267,7 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     )
                 proof = store.images.find({"kind": "proof_of_delivery", "order_ids.0": {"$exists": True}})
                 order_ids = [d["order_ids"][0] for d in proof if d["order_ids"][0].startswith("ord-")]
-            report["read"] = read_latency(store, order_ids[:500])
+            report["read"] = read_latency(store, order_ids[: args.reads])
             print(
                 f"read an order's photo by order id: {report['read']['orders']} orders, p50"
                 f" {report['read']['p50_ms']} ms, p95 {report['read']['p95_ms']} ms",
