@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 WIKIMEDIA_URL = "https://stream.wikimedia.org/v2/stream/recentchange"
 USER_AGENT = "airlake/0.1 (Here Comes The Airplane data platform; data-platform@herecomestheairplane.example)"
@@ -132,7 +132,16 @@ class ImagesSettings(Section):
     menus: bool = True
     """Also fetch the menu photos of the restaurant catalog (``/v1/restaurants`` of the orders firehose) at start."""
     menu_markets: list[str] = Field(default_factory=list)
-    """The markets whose menus' photos are fetched (empty: every market the catalog lists)."""
+    """The markets whose menus' photos are fetched (empty: every market the catalog lists); in the environment a
+    comma-separated list (``AIRLAKE__IMAGES__MENU_MARKETS=london,paris``)."""
+
+    @field_validator("menu_markets", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
     fetch_concurrency: int = 8
     """Photos fetched, validated and stored at once (threads of the image step)."""
     fetch_timeout: float = 10.0

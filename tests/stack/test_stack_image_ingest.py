@@ -228,7 +228,7 @@ def test_join_models_equal_a_python_recomputation_and_the_example_runs(stack, la
     """marts.proof_of_delivery and marts.menu_photos (dbt on Trino) against the same joins in Python over the raw
     tables; then the data scientist's example (pyiceberg + pymongo) on the same lake."""
     env, _, catalog, store = lake
-    env = {**env, "AIRLAKE__IMAGES__MENUS": "true", "AIRLAKE__IMAGES__MENU_MARKETS": '["london"]'}
+    env = {**env, "AIRLAKE__IMAGES__MENUS": "true", "AIRLAKE__IMAGES__MENU_MARKETS": "london"}
     run = ingest(stack, env, firehose.url, tmp_path / "ingest.log")
     assert run.wait(900) == 0, run.output()[-3000:]
     stack.run("sql", "apply", timeout=1800)
