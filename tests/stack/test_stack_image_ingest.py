@@ -325,3 +325,14 @@ def test_join_models_equal_a_python_recomputation_and_the_example_runs(stack, la
 def stack_query(stack, sql: str) -> list[dict]:
     proc = stack.run("sql", sql, "--json", timeout=300)
     return json.loads(proc.stdout)
+
+
+def test_the_mongodb_catalog_is_enabled_by_a_probe_of_the_store(stack) -> None:
+    """FerretDB 1.24 rejects the collation Trino's MongoDB connector sends (error 238): no mongodb catalog."""
+    from airlake.lake.sidestore import mongo_uri, supports_collation
+
+    ok, why = supports_collation(mongo_uri(stack.settings))
+    assert not ok and "error 238" in why
+    assert "trino mongodb catalog: off (find with collation fails: error 238" in stack.first_up
+    catalogs = {row["Catalog"] for row in stack_query(stack, "show catalogs")}
+    assert "iceberg" in catalogs and "mongodb" not in catalogs
