@@ -183,7 +183,58 @@ ORDERS_MINUTE = TableDef(
     "A firing of the per-minute order aggregate of one market; the latest firing of a minute is its value.",
 )
 
+IMAGES = TableDef(
+    RAW,
+    "images",
+    pa.schema(
+        [
+            pa.field("image_id", pa.string(), nullable=False),
+            pa.field("kind", pa.string(), nullable=False),
+            pa.field("photo_id", pa.string()),
+            pa.field("source_url", pa.string()),
+            pa.field("format", pa.string(), nullable=False),
+            pa.field("content_type", pa.string(), nullable=False),
+            pa.field("width", pa.int32(), nullable=False),
+            pa.field("height", pa.int32(), nullable=False),
+            pa.field("mode", pa.string()),
+            pa.field("byte_size", pa.int64(), nullable=False),
+            pa.field("phash", pa.string(), nullable=False),
+            pa.field("dominant_colour", pa.string()),
+            pa.field("exif_time", pa.string()),
+            pa.field("stored_at", TS, nullable=False),
+        ]
+    ),
+    "stored_at",
+    "image_id",
+    "One valid image (its metadata; the bytes and the document are in the side store, keyed by image_id, the"
+    " SHA-256), committed after its document was written. Owners are in raw.image_owners.",
+)
+
+IMAGE_OWNERS = TableDef(
+    RAW,
+    "image_owners",
+    pa.schema(
+        [
+            pa.field("owner_key", pa.string(), nullable=False),
+            pa.field("image_id", pa.string(), nullable=False),
+            pa.field("photo_id", pa.string(), nullable=False),
+            pa.field("kind", pa.string(), nullable=False),
+            pa.field("order_id", pa.string()),
+            pa.field("menu_item_id", pa.string()),
+            pa.field("restaurant_id", pa.string()),
+            pa.field("courier_id", pa.string()),
+            pa.field("market", pa.string()),
+            pa.field("stored_at", TS, nullable=False),
+        ]
+    ),
+    "stored_at",
+    "owner_key",
+    "One owner of an image (an order and its courier, or a restaurant's menu item) that references its photo;"
+    " owner_key hashes the photo id and the owner keys.",
+)
+
 RAW_TABLES = (RECENTCHANGE, ORDERS, DEAD_LETTERS)
+IMAGE_TABLES = (IMAGES, IMAGE_OWNERS)
 SPEED_TABLES = (DEMAND_MINUTE, ORDERS_MINUTE)
-ALL_TABLES = RAW_TABLES + SPEED_TABLES
+ALL_TABLES = RAW_TABLES + IMAGE_TABLES + SPEED_TABLES
 BY_IDENTIFIER = {t.identifier: t for t in ALL_TABLES}

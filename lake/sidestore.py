@@ -54,6 +54,32 @@ def mongo_uri(settings: Any) -> str:
     return f"mongodb://{settings.stack.host}:{settings.stack.ferretdb.port}/"
 
 
+COLLATION_NOT_IMPLEMENTED = 238
+"""The error code FerretDB 1.24 answers a ``find`` with ``collation`` (MongoDB's ``NotImplemented``)."""
+
+
+def supports_collation(uri: str, timeout: float = 10.0) -> tuple[bool, str]:
+    """Whether the store at ``uri`` answers a ``find`` with a (simple) ``collation``, as Trino's MongoDB connector
+    sends on every read: MongoDB does, FerretDB 1.24 does not (error 238). Returns the answer and why.
+    """
+    import pymongo
+    from pymongo.errors import OperationFailure, PyMongoError
+
+    client: MongoClient = pymongo.MongoClient(
+        uri, serverSelectionTimeoutMS=int(timeout * 1000), connectTimeoutMS=int(timeout * 1000)
+    )
+    try:
+        client["admin"].command("ping")
+        client["airlake_probe"].command({"find": "probe", "filter": {}, "limit": 1, "collation": {"locale": "simple"}})
+        return True, "find with collation works"
+    except OperationFailure as exc:
+        return False, f"find with collation fails: error {exc.code} ({str(exc).splitlines()[0][:160]})"
+    except PyMongoError as exc:
+        return False, f"the store can't be reached: {type(exc).__name__}"
+    finally:
+        client.close()
+
+
 def _owner_lists(owners: Iterable[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
     docs: list[dict[str, Any]] = []
     flat: dict[str, list[str]] = {f"{key}s": [] for key in OWNER_KEYS}

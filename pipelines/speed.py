@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shutil
 import signal
 import sys
@@ -52,20 +53,30 @@ from airlake.lake.lease import DEFAULT_TTL_SECONDS, Lease, LeaseError, clock_off
 from airlake.lake.schemas import (
     DEAD_LETTERS,
     DEMAND_MINUTE,
+    IMAGE_OWNERS,
+    IMAGES,
     ORDERS,
     ORDERS_MINUTE,
     RAW_TABLES,
     RECENTCHANGE,
     TableDef,
 )
+from airlake.pipelines.images import KILL_BEFORE_IMAGES_COMMIT, owner_key, refs_from_catalog, refs_from_orders
 from airlake.pipelines.readers import ReaderProcess, SourceSpec, ready
-from airlake.pipelines.transforms import DEFAULT_MAX_AHEAD_SECONDS, envelope, read_staged, row_key
+from airlake.pipelines.transforms import (
+    DEFAULT_MAX_AHEAD_SECONDS,
+    envelope,
+    read_staged,
+    row_key,
+    staged_schema,
+)
 from airlake.sources.events import ORDERS_SOURCE, RECENTCHANGE_SOURCE, SOURCES
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
     from pyiceberg.table import Table
 
+    from airlake.pipelines.images import ImageConfig
     from airlake.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -78,6 +89,11 @@ AGGREGATE_KEYS = {
 }
 CHUNK_SIZE = 1_000  # envelopes per Beam element in the micro-batch graph
 CLOCK_WARNING_SECONDS = 60.0  # a host clock this far off the catalog database's is reported at start
+IMAGES_THROUGH = "airlake.images.refs-through"
+"""A property of ``raw.images``, set in the commit that adds an image batch's rows: every photo referenced by an
+order received (``ingested_at``) up to this time is in the lake, as an image row or a dead letter. A restart fetches
+the photos of the delivered orders received since then again (see docs/images.md)."""
+IMAGE_RETRY_SECONDS = 5.0  # the wait before an image batch that failed (the side store down) runs again
 
 
 class SeenKeys:
@@ -90,6 +106,9 @@ class SeenKeys:
 
     def __len__(self) -> int:
         return len(self._set)
+
+    def __contains__(self, key: str) -> bool:
+        return hash(key) in self._set
 
     def add(self, key: str) -> bool:
         """Adds ``key``; returns False when it was there already."""
@@ -117,6 +136,10 @@ class Progress:
     lags: deque = field(default_factory=lambda: deque(maxlen=200_000))
     commit_seconds: deque = field(default_factory=lambda: deque(maxlen=10_000))
     beam_seconds: deque = field(default_factory=lambda: deque(maxlen=10_000))
+    images_stored: int = 0
+    image_dead_letters: int = 0
+    image_batches: int = 0
+    image_seconds: deque = field(default_factory=lambda: deque(maxlen=10_000))
 
     def summary(self) -> dict[str, Any]:
         def pct(values, q):
@@ -141,6 +164,10 @@ class Progress:
             "commit_p50_s": pct(self.commit_seconds, 0.5),
             "commit_p95_s": pct(self.commit_seconds, 0.95),
             "beam_p50_s": pct(self.beam_seconds, 0.5),
+            "images_stored": self.images_stored,
+            "image_dead_letters": self.image_dead_letters,
+            "image_batches": self.image_batches,
+            "image_batch_p50_s": pct(self.image_seconds, 0.5),
         }
 
 
@@ -254,6 +281,7 @@ class SpeedPipeline:
         wait_for_lease: bool = False,
         progress_every: float = 5.0,
         metrics_file: Path | None = None,
+        images: ImageConfig | None = None,
     ):
         self.catalog = catalog
         self.sources = list(sources)
@@ -285,6 +313,18 @@ class SpeedPipeline:
         self.batch = 0
         self.spool = state_dir / "spool" / SPEED_WRITER
         self.stage = state_dir / "stage" / SPEED_WRITER
+        # The image step (None: off): photo references wait here until the worker process takes them.
+        self.images = images
+        self.orders_url = next((s.url for s in self.sources if s.name == ORDERS_SOURCE), "")
+        self.image_worker: Any = None
+        self.pending_refs: list[dict[str, Any]] = []
+        self.pending_through: datetime | None = None
+        self.image_job: dict[str, Any] | None = None
+        self.image_ready: dict[str, Any] | None = None
+        self.image_jobs = 0
+        self.image_retry_at = 0.0
+        self.image_ids = SeenKeys(dedupe_cache_size)
+        self.owner_keys = SeenKeys(dedupe_cache_size)
 
     # ----- start-up -----------------------------------------------------------------------------------------
     def take_lease(self) -> Lease:
@@ -490,8 +530,14 @@ class SpeedPipeline:
                 received.append(received_at)
         return kept, received
 
-    def commit(self, staged: StagedBatch, start: dict[str, str], end: dict[str, str], received: datetime) -> bool:
-        """Appends the batch to every table it touches, raw tables first; returns False when stopped."""
+    def commit(
+        self, staged: StagedBatch, start: dict[str, str], end: dict[str, str], received: datetime | None
+    ) -> bool:
+        """Appends the batch to every table it touches, raw tables first; returns False when stopped.
+
+        A finished image batch (:meth:`poll_images`) rides along: its dead letters join the batch's, its rows go to
+        ``raw.images`` and ``raw.image_owners`` after the raw tables (their documents were written before).
+        """
         fired_at = datetime.now(UTC)
         firings: dict[str, pa.Table] = {}
         for name, partials in staged.aggregates.items():
@@ -499,18 +545,36 @@ class SpeedPipeline:
             self.progress.late_dropped += late
             if values:
                 firings[name] = firing_table(self.states[name].table, values, fired_at, self.batch)
-        writes = {name: rows for name, rows in staged.raw.items() if rows.num_rows} | firings
+        raw = dict(staged.raw)
+        images, properties = self.image_ready, {}
+        self.image_ready = None
+        if images is not None:
+            raw[DEAD_LETTERS.identifier] = pa.concat_tables([raw[DEAD_LETTERS.identifier], images["dead_letters"]])
+        writes = {name: rows for name, rows in raw.items() if rows.num_rows}
+        if images is not None:
+            for table in (IMAGES, IMAGE_OWNERS):
+                if images[table.identifier].num_rows:
+                    writes[table.identifier] = images[table.identifier]
+            if images["through"] is not None:
+                # Committed even without rows: the property says how far the photos of the orders are in the lake.
+                writes.setdefault(IMAGES.identifier, images[IMAGES.identifier])
+                properties[IMAGES.identifier] = {IMAGES_THROUGH: images["through"].isoformat()}
+        writes |= firings
         if not writes:
             # Nothing new (only duplicates): carry the positions in the next commit.
             return True
+        if images is not None and os.environ.get(KILL_BEFORE_IMAGES_COMMIT):
+            os.kill(os.getpid(), signal.SIGKILL)  # a test hook: the documents are written, nothing is committed
         mark = self.mark(tuple(writes), start, end)
         for name, rows in writes.items():
             started = time.perf_counter()
-            if not append_batch(self.tables[name], rows, mark, backoff=self.backoff()):
+            if not append_batch(self.tables[name], rows, mark, backoff=self.backoff(), properties=properties.get(name)):
                 return False
             self.progress.commit_seconds.append(time.perf_counter() - started)
             self.progress.committed[name] = self.progress.committed.get(name, 0) + rows.num_rows
-        self.progress.dead_letters += staged.raw[DEAD_LETTERS.identifier].num_rows
+        self.progress.dead_letters += raw[DEAD_LETTERS.identifier].num_rows
+        if images is not None:
+            self.progress.image_batches += 1
         return True
 
     def run_batch(self, events: list[tuple], positions: dict[str, str]) -> bool:
@@ -521,10 +585,14 @@ class SpeedPipeline:
         if kept:
             staged = self.run_beam(segment, self.stage / f"batch-{self.batch:08d}")
             newest = datetime.fromtimestamp(max(received), UTC)
+            self.poll_images()
             if not self.commit(staged, dict(self.positions), positions, newest):
                 return False
             done = time.time()
             self.progress.lags.extend(done - r for r in received)
+            if self.images is not None:
+                self.pending_refs.extend(refs_from_orders(staged.raw[ORDERS.identifier], self.orders_url))
+                self.pending_through = newest
         else:
             self.batch -= 1  # nothing committed under this number
         segment.unlink(missing_ok=True)
@@ -533,6 +601,145 @@ class SpeedPipeline:
         if self.expire_every and self.batch % self.expire_every == 0:
             self.expire()
         return True
+
+    # ----- images -------------------------------------------------------------------------------------------
+    def start_images(self) -> None:
+        """Starts the image worker; queues the photos of orders received since the last image commit, and the
+        menu photos of the restaurant catalog."""
+        from airlake.pipelines.images import ImageWorker
+
+        assert self.images is not None
+        for table, column, keys in ((IMAGES, "image_id", self.image_ids), (IMAGE_OWNERS, "owner_key", self.owner_keys)):
+            for value in (
+                self.tables[table.identifier].scan(selected_fields=(column,)).to_arrow().column(column).to_pylist()
+            ):
+                keys.add(value)
+        self.pending_refs.extend(self.unfetched_refs())
+        if self.images.menus and self.orders_url:
+            import requests
+
+            try:
+                self.pending_refs.extend(
+                    refs_from_catalog(self.orders_url, self.images.timeout, self.images.menu_markets)
+                )
+            except (requests.RequestException, ValueError) as exc:
+                log.warning("the restaurant catalog could not be read (%s): no menu photos this run", exc)
+        self.image_worker = ImageWorker(self.images)
+        log.info("image step on: %d photo references to fetch", len(self.pending_refs))
+
+    def unfetched_refs(self) -> list[dict[str, Any]]:
+        """The photo references of the delivered orders received since :data:`IMAGES_THROUGH` (set to now when the
+        image step first runs on a lake: older orders' photos are not fetched)."""
+        from pyiceberg.expressions import And, EqualTo, GreaterThanOrEqual
+
+        table = self.tables[IMAGES.identifier]
+        through = table.properties.get(IMAGES_THROUGH)
+        if through is None:
+            with table.transaction() as txn:
+                txn.set_properties({IMAGES_THROUGH: datetime.now(UTC).isoformat()})
+            self.tables[IMAGES.identifier] = self.catalog.load_table(IMAGES.identifier)
+            return []
+        rows = (
+            self.tables[ORDERS.identifier]
+            .scan(
+                row_filter=And(EqualTo("event_type", "delivered"), GreaterThanOrEqual("ingested_at", through)),
+                selected_fields=("event_type", "raw_json"),
+            )
+            .to_arrow()
+        )
+        found = refs_from_orders(rows, self.orders_url)
+        if found:
+            log.info("%d photos of orders received since %s are fetched again", len(found), through)
+        return found
+
+    def images_busy(self) -> bool:
+        """Whether photo references wait, an image batch runs, or its rows wait for a commit."""
+        return self.images is not None and bool(self.pending_refs or self.image_job or self.image_ready)
+
+    def submit_images(self) -> None:
+        """Hands the waiting references (up to ``max_batch_photos`` photos) to the worker when it is free."""
+        if self.image_worker is None or self.image_job is not None or self.image_ready is not None:
+            return
+        if not self.pending_refs or time.monotonic() < self.image_retry_at:
+            return
+        assert self.images is not None
+        taken: list[dict[str, Any]] = []
+        photos: set[str] = set()
+        rest: list[dict[str, Any]] = []
+        for item in self.pending_refs:
+            if owner_key(item["photo_id"], item["owner"]) in self.owner_keys:
+                continue  # in the lake already
+            if item["photo_id"] in photos or len(photos) < self.images.max_batch_photos:
+                photos.add(item["photo_id"])
+                taken.append(item)
+            else:
+                rest.append(item)
+        through = self.pending_through if not rest else None
+        self.pending_refs = rest
+        if not taken:
+            if through is not None:  # nothing to fetch, but the positions of the photos move on
+                self.image_ready = self._image_result(None, through)
+            return
+        self.image_jobs += 1
+        folder = self.stage / f"images-{self.image_jobs:08d}"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        segment = folder / "refs.jsonl"
+        segment.write_text("".join(json.dumps(item) + "\n" for item in taken), encoding="utf-8")
+        self.image_job = {"refs": taken, "through": through, "stage": folder / "rows", "started": time.monotonic()}
+        self.image_worker.submit(str(segment), str(folder / "rows"))
+
+    def poll_images(self) -> None:
+        """Takes a finished image batch's staged rows (new images, owners and dead letters only)."""
+        if self.image_worker is None or self.image_job is None or self.image_ready is not None:
+            return
+        result = self.image_worker.poll()
+        if result is None:
+            return
+        job, self.image_job = self.image_job, None
+        status, _, error = result
+        if status != "done":
+            log.warning(
+                "image batch failed (%s): its %d references wait %.0f s", error, len(job["refs"]), IMAGE_RETRY_SECONDS
+            )
+            self.pending_refs[:0] = job["refs"]
+            self.image_retry_at = time.monotonic() + IMAGE_RETRY_SECONDS
+            if not self.image_worker.process.is_alive():
+                from airlake.pipelines.images import ImageWorker
+
+                self.image_worker.close()
+                self.image_worker = ImageWorker(self.images)
+            return
+        self.image_ready = self._image_result(job["stage"], job["through"])
+        self.progress.image_seconds.append(time.monotonic() - job["started"])
+        shutil.rmtree(job["stage"].parent, ignore_errors=True)
+
+    def _image_result(self, stage: Path | None, through: datetime | None) -> dict[str, Any]:
+        def fresh(table: TableDef, keys: SeenKeys, column: str) -> pa.Table:
+            rows = read_staged(str(stage), table) if stage is not None else staged_schema(table).empty_table()
+            keep = [keys.add(value) for value in rows.column(column).to_pylist()]
+            return rows.filter(pa.array(keep, pa.bool_())) if rows.num_rows else rows
+
+        images = fresh(IMAGES, self.image_ids, "image_id")
+        owners = fresh(IMAGE_OWNERS, self.owner_keys, "owner_key")
+        dead = fresh(DEAD_LETTERS, self.seen, "dead_letter_id")
+        self.progress.images_stored += images.num_rows
+        self.progress.image_dead_letters += dead.num_rows
+        return {IMAGES.identifier: images, IMAGE_OWNERS.identifier: owners, "dead_letters": dead, "through": through}
+
+    def commit_images(self) -> bool:
+        """Commits a finished image batch on its own (no events arrived to carry it); returns False when stopped."""
+        ready = self.image_ready
+        if ready is None:
+            return True
+        if ready["through"] is None and not any(
+            ready[name].num_rows for name in (IMAGES.identifier, IMAGE_OWNERS.identifier, "dead_letters")
+        ):
+            self.image_ready = None  # only photos the lake holds already (or their dead letters)
+            return True
+        self.batch += 1
+        empty = StagedBatch(raw={t.identifier: staged_schema(t).empty_table() for t in RAW_TABLES}, aggregates={})
+        return self.commit(empty, dict(self.positions), dict(self.positions), None)
 
     def expire(self) -> None:
         """Expires old snapshots, keeping this writer's newest ones whatever other writers committed on top.
@@ -567,6 +774,8 @@ class SpeedPipeline:
         try:
             self.open_tables()
             self.recover()
+            if self.images is not None:
+                self.start_images()
             self.readers = [
                 ReaderProcess(s, self.positions.get(s.name), self.resume_times.get(s.name)) for s in self.sources
             ]
@@ -575,6 +784,8 @@ class SpeedPipeline:
             self.stop.set()
             for reader in self.readers:
                 reader.close()
+            if self.image_worker is not None:
+                self.image_worker.close()
             shutil.rmtree(self.spool, ignore_errors=True)
             shutil.rmtree(self.stage, ignore_errors=True)
             lease.release()
@@ -594,13 +805,21 @@ class SpeedPipeline:
                     break
                 # Idle time counts from when the driver is free again, not from before a slow batch.
                 now = last_event = time.monotonic()
+            if self.images is not None:
+                self.poll_images()
+                if self.image_ready is not None:  # no batch of events took it along
+                    if not self.commit_images():
+                        break
+                    now = last_event = time.monotonic()
+                self.submit_images()
             failed = [r for r in self.readers if r.error is not None]
             if failed:
                 raise RuntimeError(f"firehose reader {failed[0].spec.name} failed: {failed[0].error}")
             if now - last_report >= self.progress_every:
                 self.report()
                 last_report = now
-            if self.stop_after_idle is not None and now - last_event >= self.stop_after_idle:
+            idle = self.stop_after_idle is not None and now - last_event >= self.stop_after_idle
+            if idle and not self.images_busy():
                 log.info("no events for %.1f s: stopping", self.stop_after_idle)
                 break
             if self.max_seconds is not None and now - started >= self.max_seconds:
@@ -654,6 +873,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def build(settings: Settings, args: argparse.Namespace) -> SpeedPipeline:
     from airlake.catalog import load_catalog
+    from airlake.pipelines.images import ImageConfig, enabled
 
     names = [s.strip() for s in args.sources.split(",") if s.strip()]
     unknown = sorted(set(names) - set(SOURCES))
@@ -680,6 +900,7 @@ def build(settings: Settings, args: argparse.Namespace) -> SpeedPipeline:
         lease_ttl=p.lease_ttl_seconds,
         wait_for_lease=bool(getattr(args, "wait", False)),
         metrics_file=args.metrics_file,
+        images=ImageConfig.from_settings(settings) if enabled(settings, names) else None,
     )
 
 

@@ -10,7 +10,9 @@ Imports nothing of airlake's (this is the bottom layer).
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 WIKIMEDIA_URL = "https://stream.wikimedia.org/v2/stream/recentchange"
 USER_AGENT = "airlake/0.1 (Here Comes The Airplane data platform; data-platform@herecomestheairplane.example)"
@@ -133,6 +135,33 @@ class ImagesSettings(Section):
     """A larger file is rejected unread (``too_many_bytes``)."""
     max_pixels: int = 40_000_000
     """Width times height above this is rejected before decoding (``too_many_pixels``: a decompression bomb)."""
+    ingest: Literal["auto", "on", "off"] = "auto"
+    """Whether ``airlake ingest`` fetches the photos the orders reference into the side store and ``raw.images``:
+    ``auto`` does on every profile but ``embedded`` (which has no servers), and only when the orders are read."""
+    menus: bool = True
+    """Also fetch the menu photos of the restaurant catalog (``/v1/restaurants`` of the orders firehose) at start."""
+    menu_markets: list[str] = Field(default_factory=list)
+    """The markets whose menus' photos are fetched (empty: every market the catalog lists); in the environment a
+    comma-separated list (``AIRLAKE__IMAGES__MENU_MARKETS=london,paris``)."""
+
+    @field_validator("menu_markets", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    fetch_concurrency: int = 8
+    """Photos fetched, validated and stored at once (threads of the image step)."""
+    fetch_timeout: float = 10.0
+    """Seconds to connect and to wait for each read of a photo."""
+    fetch_attempts: int = 4
+    """Attempts per photo for connection errors, timeouts and 5xx answers, with exponential backoff and jitter;
+    then it is a dead letter (``fetch_failed``). A 404 is not retried (``not_found``)."""
+    fetch_backoff: float = 0.5
+    """The first backoff ceiling in seconds (it doubles per attempt, at most 10 s)."""
+    max_batch_photos: int = 2_000
+    """Photos one image batch fetches; more wait for the next."""
 
 
 class PostgresSettings(Section):

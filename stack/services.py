@@ -275,10 +275,35 @@ def render_trino_etc(layout: Layout) -> list[str]:
     enabled = []
     for source in sorted(TRINO_CATALOG_DIR.glob("*.properties")):
         connector = _connector_name(source)
+        if connector == MONGODB_CONNECTOR:
+            continue  # only when the side store takes Trino's reads: enable_mongodb_catalog, once it runs
         if connector in plugins:
             (catalogs / source.name).symlink_to(source)
             enabled.append(source.stem)
     return enabled
+
+
+MONGODB_CONNECTOR = "mongodb"
+
+
+def enable_mongodb_catalog(layout: Layout) -> tuple[bool, str]:
+    """Links the ``mongodb`` catalog when its plugin is installed and the running side store takes the reads of
+    Trino's MongoDB connector (a ``find`` with ``collation``: MongoDB does, FerretDB 1.24 does not, error 238).
+
+    Decided by the probe, not by the profile or the store's name. Returns whether it is enabled and why.
+    """
+    from airlake.lake.sidestore import mongo_uri, supports_collation
+
+    ok, why = supports_collation(mongo_uri(layout.settings), timeout=30.0)
+    if ok and MONGODB_CONNECTOR not in set(layout.installed_trino_plugins()):
+        return False, f"{why}, but Trino's mongodb plugin is not installed"
+    if ok:
+        for source in TRINO_CATALOG_DIR.glob("*.properties"):
+            if _connector_name(source) == MONGODB_CONNECTOR:
+                link = trino_catalog_dir(layout) / source.name
+                link.unlink(missing_ok=True)
+                link.symlink_to(source)
+    return ok, why
 
 
 def _connector_name(path: Path) -> str:

@@ -20,7 +20,7 @@ from airlake.stack.components import is_installed
 from airlake.stack.credentials import with_credentials
 from airlake.stack.health import CHECKS, port_open
 from airlake.stack.layout import SERVICES, Layout
-from airlake.stack.services import port, programs, render_trino_etc
+from airlake.stack.services import enable_mongodb_catalog, port, programs, render_trino_etc
 
 LOG_TAIL_LINES = 25
 
@@ -175,9 +175,12 @@ def bring_up(layout: Layout, timeout: float, out: Callable[[str], None] = print)
     except bootstrap.BootstrapError as exc:
         raise _fail(layout, "postgres", str(exc)) from exc
 
-    for name in ("seaweedfs", "ferretdb", "trino"):
+    for name in ("seaweedfs", "ferretdb"):
         supervisor.start_program(layout, name)
-    out(f"  trino catalogs: {', '.join(catalogs)}")
+    mongodb, why = enable_mongodb_catalog(layout)  # before Trino starts: it reads its catalogs once
+    supervisor.start_program(layout, "trino")
+    out(f"  trino catalogs: {', '.join([*catalogs, 'mongodb'] if mongodb else catalogs)}")
+    out(f"  trino mongodb catalog: {'on' if mongodb else 'off'} ({why})")
 
     # Superset's first start migrates its metadata (slow): do it while Trino warms up.
     errors: list[BaseException] = []
