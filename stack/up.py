@@ -2,7 +2,8 @@
 
 Idempotent: a running supervisord is reused (its configuration updated when ports or credentials changed),
 services already running are left alone, and first-start steps run only once. Every ``up`` makes sure the lake's
-namespaces and tables exist (as ``airlake lake init``), so Trino and Superset answer before the first event.
+namespaces and tables exist (as ``airlake lake init``), so Trino and Superset answer before the first event; Superset's dashboards, roles and users are imported from
+``superset/`` whenever that folder (or a user) changed since the last import.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable
 
 from airlake.catalog import ensure_state_dir
 from airlake.settings import ConfigError, Settings
-from airlake.stack import bootstrap, supervisor
+from airlake.stack import bootstrap, dashboards, supervisor
 from airlake.stack.components import is_installed
 from airlake.stack.credentials import with_credentials
 from airlake.stack.health import CHECKS, port_open
@@ -188,6 +189,11 @@ def bring_up(layout: Layout, timeout: float, out: Callable[[str], None] = print)
                 out(
                     f"  superset   metadata, admin user and Trino connection ready  {time.monotonic() - started:5.1f} s"
                 )
+            if dashboards.import_if_changed(layout):
+                out(
+                    f"  superset   dashboards, roles and users imported from superset/  "
+                    f"{time.monotonic() - started:5.1f} s"
+                )
             supervisor.start_program(layout, "superset")
         except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
             errors.append(exc)
@@ -234,5 +240,9 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
     print(
         f"  Superset    http://{host}:{port(layout, 'superset')}  (user {s.stack.superset.admin_user}, "
         f"password in .env as AIRLAKE__STACK__SUPERSET__ADMIN_PASSWORD)"
+    )
+    print(
+        f"              dashboards /superset/dashboard/ceo/ and /operations/; users {s.stack.superset.analyst_user}"
+        f" and {s.stack.superset.executive_user} (passwords in .env)"
     )
     return 0

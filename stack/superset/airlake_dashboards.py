@@ -244,7 +244,8 @@ def do_export(bundle: Path) -> None:
 
 
 def do_screenshot(slug: str, out: Path, width: int, height: int) -> None:
-    from superset import app, db, security_manager
+    from flask import current_app
+    from superset import db, security_manager
     from superset.models.dashboard import Dashboard
     from superset.utils.screenshots import DashboardScreenshot
     from superset.utils.urls import get_url_path
@@ -253,7 +254,7 @@ def do_screenshot(slug: str, out: Path, width: int, height: int) -> None:
     if dashboard is None:
         _fail(f"no dashboard with the slug {slug!r}")
     admin = security_manager.find_user(username=os.environ["AIRLAKE_SUPERSET_ADMIN"])
-    with app.test_request_context():
+    with current_app.test_request_context():
         url = get_url_path("Superset.dashboard", dashboard_id_or_slug=dashboard.id, standalone="3")
         png = DashboardScreenshot(url, dashboard.digest).get_screenshot(user=admin, window_size=(width, height))
     if not png:
