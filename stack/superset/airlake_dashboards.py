@@ -205,6 +205,23 @@ def _uuid_of(text: str):
         return None
 
 
+def _without_local_ids(rel: str, doc: dict) -> None:
+    """Zeroes the ids local to one Superset (the importer sets them from the UUIDs), so exports diff cleanly."""
+    if rel.startswith("charts/"):
+        doc.get("params", {})["datasource"] = "0__table"
+        if doc.get("query_context"):
+            context = json.loads(doc["query_context"])
+            context["datasource"] = {"id": 0, "type": "table"}
+            context.get("form_data", {})["datasource"] = "0__table"
+            context.get("form_data", {}).pop("slice_id", None)
+            doc["query_context"] = json.dumps(context)
+        doc.get("params", {}).pop("slice_id", None)
+    elif rel.startswith("dashboards/"):
+        for node in doc.get("position", {}).values():
+            if isinstance(node, dict) and node.get("type") == "CHART":
+                node.setdefault("meta", {})["chartId"] = 0
+
+
 def do_export(bundle: Path) -> None:
     from superset import db, security_manager
     from superset.commands.dashboard.export import ExportDashboardsCommand
@@ -233,6 +250,7 @@ def do_export(bundle: Path) -> None:
             if rel.startswith("databases/"):
                 doc["sqlalchemy_uri"] = DATABASE_URI_PLACEHOLDER
                 doc.pop("password", None)
+            _without_local_ids(rel, doc)
             uuid = str(doc.get("uuid"))
             target = known.get(uuid) or bundle / rel
             target.parent.mkdir(parents=True, exist_ok=True)

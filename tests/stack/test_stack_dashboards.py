@@ -159,11 +159,15 @@ def test_the_analyst_runs_a_query_in_sql_lab_and_downloads_its_csv(stack, lake, 
         editor.send_keys(sql)
         editor.send_keys(Keys.CONTROL, Keys.ENTER)
         WebDriverWait(driver, 180).until(
-            lambda d: d.find_elements(By.CSS_SELECTOR, '[data-test="export-csv-button"]')
-            or d.find_elements(By.CSS_SELECTOR, ".ant-alert-error")
+            lambda d: (
+                d.find_elements(By.CSS_SELECTOR, '[data-test="export-csv-button"]')
+                or d.find_elements(By.CSS_SELECTOR, ".ant-alert-error")
+            )
         )
         driver.save_screenshot(str(output / "sqllab-analyst.png"))
-        assert not driver.find_elements(By.CSS_SELECTOR, ".ant-alert-error"), driver.find_element(By.TAG_NAME, "body").text
+        assert not driver.find_elements(By.CSS_SELECTOR, ".ant-alert-error"), driver.find_element(
+            By.TAG_NAME, "body"
+        ).text
         driver.find_element(By.CSS_SELECTOR, '[data-test="export-csv-button"]').click()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not [p for p in downloads.glob("*.csv")]:
@@ -198,3 +202,37 @@ def test_superset_screenshots_a_dashboard_with_chromium(stack, lake, output):
     done = stack.run("dashboards", "screenshot", "ceo", "-o", str(png), timeout=600)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", done.stdout + done.stderr
     assert png.stat().st_size > 20_000
+
+
+def test_export_writes_an_edit_made_in_superset_back_into_the_yaml(stack, lake, tmp_path):
+    from airlake.stack.dashboards import admin_session
+    from airlake.stack.dashboards import base_url as superset_url
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(BUNDLE_DIR, bundle, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    chart_file = bundle / "charts" / "ceo_orders_today.yaml"
+    chart = yaml.safe_load(chart_file.read_text(encoding="utf-8"))
+    session = admin_session(stack.layout)
+    found = session.get(
+        f"{superset_url(stack.layout)}/api/v1/chart/",
+        params={"q": f"(filters:!((col:slice_name,opr:eq,value:'{chart['slice_name']}')))"},
+        timeout=60,
+    ).json()["result"]
+    (chart_id,) = [c["id"] for c in found]
+    try:
+        # What a designer does in the browser: rename the chart and save it.
+        edit = session.put(
+            f"{superset_url(stack.layout)}/api/v1/chart/{chart_id}", json={"slice_name": "Orders so far today"}
+        )
+        assert edit.status_code == 200, edit.text
+        done = stack.run("dashboards", "export", "--bundle", str(bundle), timeout=600)
+        assert "charts/ceo_orders_today.yaml" in done.stdout, done.stdout
+        exported = yaml.safe_load(chart_file.read_text(encoding="utf-8"))
+        assert exported["slice_name"] == "Orders so far today"
+        assert exported["uuid"] == chart["uuid"] and exported["query_context"]
+        database = yaml.safe_load((bundle / "databases" / "trino.yaml").read_text(encoding="utf-8"))
+        assert database["sqlalchemy_uri"] == "trino://airlake@127.0.0.1:8080/iceberg"  # not this stack's port
+        changed = [line.strip() for line in done.stdout.splitlines()[1:]]
+        assert changed == ["charts/ceo_orders_today.yaml"], done.stdout  # the rest exports as committed
+    finally:
+        stack.run("dashboards", "import", "--no-check", timeout=900)
