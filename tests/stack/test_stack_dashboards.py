@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from airlake.bench.dashboards import chrome, login, open_dashboard
+from airlake.bench.dashboards import DASHBOARDS, chrome, login, open_dashboard
 from airlake.catalog.trino import query, run
 from airlake.processes import free_port
 from airlake.stack.dashboards import BUNDLE_DIR
@@ -28,8 +28,6 @@ from tests.procs import Process
 pytestmark = pytest.mark.stack
 
 REPO = Path(__file__).resolve().parents[2]
-DASHBOARDS = {"ceo": 13, "operations": 7}
-"""Each dashboard's slug and how many charts it shows."""
 ROLES = ("admin", "analyst", "executive")
 
 HEADLINES = {
