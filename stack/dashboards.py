@@ -122,11 +122,11 @@ def import_if_changed(layout: Layout) -> bool:
     """``stack up``'s import: only when the bundle, a user or Trino's URI changed since the last one; no chart check
     (the dbt models may not be built yet). Returns whether it imported."""
     stamp = layout.data("superset") / STAMP
-    print_ = fingerprint(layout, BUNDLE_DIR)
-    if stamp.is_file() and stamp.read_text(encoding="utf-8").strip() == print_:
+    current = fingerprint(layout, BUNDLE_DIR)
+    if stamp.is_file() and stamp.read_text(encoding="utf-8").strip() == current:
         return False
     import_bundle(layout, check=False)
-    write_private(stamp, print_ + "\n")
+    write_private(stamp, current + "\n")
     return True
 
 
