@@ -189,11 +189,6 @@ def bring_up(layout: Layout, timeout: float, out: Callable[[str], None] = print)
                 out(
                     f"  superset   metadata, admin user and Trino connection ready  {time.monotonic() - started:5.1f} s"
                 )
-            if dashboards.import_if_changed(layout):
-                out(
-                    f"  superset   dashboards, roles and users imported from superset/  "
-                    f"{time.monotonic() - started:5.1f} s"
-                )
             supervisor.start_program(layout, "superset")
         except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
             errors.append(exc)
@@ -213,6 +208,14 @@ def bring_up(layout: Layout, timeout: float, out: Callable[[str], None] = print)
         raise _fail(layout, "superset", str(errors[0]))
     if worker.is_alive():
         raise _fail(layout, "superset", "its first-start steps (db upgrade, init) did not finish in time")
+    # After Trino is healthy: importing the database asks Trino for its catalogs.
+    try:
+        if dashboards.import_if_changed(layout):
+            out(
+                f"  superset   dashboards, roles and users imported from superset/  {time.monotonic() - started:5.1f} s"
+            )
+    except dashboards.DashboardsError as exc:
+        raise _fail(layout, "superset", f"importing superset/ failed: {exc}") from exc
     wait_healthy(layout, ["superset"], deadline, out, started)
     return time.monotonic() - started
 
