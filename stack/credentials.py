@@ -20,6 +20,8 @@ GENERATED = {
     "stack.s3.secret_key": 40,
     "stack.superset.admin_password": 24,
     "stack.superset.secret_key": 48,
+    "stack.superset.analyst_password": 24,
+    "stack.superset.executive_password": 24,
 }
 """Secret settings and the length of the random value generated for each."""
 

@@ -110,6 +110,7 @@ def superset_environment(layout: Layout) -> dict[str, str]:
         "SUPERSET_DATABASE_URI": uri,
         "SUPERSET_HOME": str(layout.data("superset") / "home"),
         "FLASK_APP": "superset",
+        "SUPERSET_WEBDRIVER_BASEURL": f"http://{host(layout)}:{port(layout, 'superset')}/",
         "PATH": f"{layout.superset_venv / 'bin'}:/usr/bin:/bin",
     }
 

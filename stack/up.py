@@ -2,7 +2,8 @@
 
 Idempotent: a running supervisord is reused (its configuration updated when ports or credentials changed),
 services already running are left alone, and first-start steps run only once. Every ``up`` makes sure the lake's
-namespaces and tables exist (as ``airlake lake init``), so Trino and Superset answer before the first event.
+namespaces and tables exist (as ``airlake lake init``), so Trino and Superset answer before the first event; Superset's dashboards, roles and users are imported from
+``superset/`` whenever that folder (or a user) changed since the last import.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable
 
 from airlake.catalog import ensure_state_dir
 from airlake.settings import ConfigError, Settings
-from airlake.stack import bootstrap, supervisor
+from airlake.stack import bootstrap, dashboards, supervisor
 from airlake.stack.components import is_installed
 from airlake.stack.credentials import with_credentials
 from airlake.stack.health import CHECKS, port_open
@@ -210,6 +211,14 @@ def bring_up(layout: Layout, timeout: float, out: Callable[[str], None] = print)
         raise _fail(layout, "superset", str(errors[0]))
     if worker.is_alive():
         raise _fail(layout, "superset", "its first-start steps (db upgrade, init) did not finish in time")
+    # After Trino is healthy: importing the database asks Trino for its catalogs.
+    try:
+        if dashboards.import_if_changed(layout):
+            out(
+                f"  superset   dashboards, roles and users imported from superset/  {time.monotonic() - started:5.1f} s"
+            )
+    except dashboards.DashboardsError as exc:
+        raise _fail(layout, "superset", f"importing superset/ failed: {exc}") from exc
     wait_healthy(layout, ["superset"], deadline, out, started)
     return time.monotonic() - started
 
@@ -237,5 +246,9 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
     print(
         f"  Superset    http://{host}:{port(layout, 'superset')}  (user {s.stack.superset.admin_user}, "
         f"password in .env as AIRLAKE__STACK__SUPERSET__ADMIN_PASSWORD)"
+    )
+    print(
+        f"              dashboards /superset/dashboard/ceo/ and /operations/; users {s.stack.superset.analyst_user}"
+        f" and {s.stack.superset.executive_user} (passwords in .env)"
     )
     return 0

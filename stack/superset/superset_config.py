@@ -24,4 +24,14 @@ RATELIMIT_STORAGE_URI = "memory://"
 
 SQLLAB_TIMEOUT = 120
 SUPERSET_WEBSERVER_TIMEOUT = 120
-FEATURE_FLAGS = {"ENABLE_TEMPLATE_PROCESSING": False}
+# DASHBOARD_RBAC: a dashboard's roles decide who opens it (the executive sees only the CEO and operations
+# dashboards, without access to their datasets); airlake_dashboards.py sets them after each import.
+FEATURE_FLAGS = {"ENABLE_TEMPLATE_PROCESSING": False, "DASHBOARD_RBAC": True}
+
+# Superset's own screenshots (airlake dashboards screenshot) with Debian's chromium and chromium-driver.
+WEBDRIVER_TYPE = "chrome"
+WEBDRIVER_OPTION_ARGS = ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"]
+WEBDRIVER_CONFIGURATION = {"service": {"executable_path": "/usr/bin/chromedriver"}}
+WEBDRIVER_BASEURL = os.environ.get("SUPERSET_WEBDRIVER_BASEURL", "http://127.0.0.1:8088/")
+WEBDRIVER_BASEURL_USER_FRIENDLY = WEBDRIVER_BASEURL
+SCREENSHOT_LOAD_WAIT = 60
