@@ -36,6 +36,7 @@ from typing import Any
 
 from airlake.catalog.trino import TrinoError, run
 from airlake.lake.commit import WRITER
+from airlake.lake.tables import PARTITION_FIELD_SUFFIX
 from airlake.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -179,8 +180,6 @@ def _execute(settings: Settings, statement: str, *, timeout: float) -> None:
 
 WHOLE_TABLE_ROWS = 1_000_000
 """A table with at most this many rows is optimized in one statement; a larger one a day at a time."""
-DAY_SUFFIX = "_day"
-"""The partition field of a day transform is its column's name plus this (``lake.tables.PARTITION_FIELD_SUFFIX``)."""
 
 
 def optimize_filters(settings: Settings, table: str, *, timeout: float) -> list[str]:
@@ -200,10 +199,10 @@ def optimize_filters(settings: Settings, table: str, *, timeout: float) -> list[
     days: list[tuple[str, Any]] = []
     for partition, files in ((row[at], row[count]) for row in result.rows):
         names = getattr(partition, "_names", None)
-        if not names or len(names) != 1 or not names[0].endswith(DAY_SUFFIX):
+        if not names or len(names) != 1 or not names[0].endswith(PARTITION_FIELD_SUFFIX):
             return [""]
         if partition[0] is not None and int(files) > 1:
-            days.append((names[0].removesuffix(DAY_SUFFIX), partition[0]))
+            days.append((names[0].removesuffix(PARTITION_FIELD_SUFFIX), partition[0]))
     return [
         f" WHERE {column} >= timestamp '{day:%Y-%m-%d} 00:00:00 UTC'"
         f" AND {column} < timestamp '{day:%Y-%m-%d} 00:00:00 UTC' + interval '1' day"
